@@ -1,0 +1,80 @@
+"""Configuration of the CIFAR-10 programs, in one place.
+
+The entry-point scripts turn their flags into one of these small, frozen objects and
+pass it into the library; nothing in the library reads flags or global state.
+"""
+import dataclasses
+
+DEFAULT_DATA_DIR = "/tmp/cifar10_data"
+DEFAULT_TRAIN_DIR = "/tmp/cifar10_train"
+DEFAULT_EVAL_DIR = "/tmp/cifar10_eval"
+DATA_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
+
+
+class Cifar10Error(Exception):
+    """A problem the user can fix: the message names the file or flag and what to do.
+
+    The entry points print it as one paragraph and exit with status 1, without a
+    traceback (unless --verbose).
+    """
+
+
+def _require(condition, message):
+    if not condition:
+        raise Cifar10Error(message)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs; the trainers' flags map onto these fields.
+
+    batch_size is per replica (per tower): a step sees batch_size x replicas examples.
+    save_checkpoint_secs and save_checkpoint_steps: save when either is due; 0 turns
+    that trigger off.
+    """
+    data_dir: str = DEFAULT_DATA_DIR
+    train_dir: str = DEFAULT_TRAIN_DIR
+    max_steps: int = 1_000_000
+    batch_size: int = 128
+    log_frequency: int = 10
+    log_device_placement: bool = False
+    save_checkpoint_secs: float = 600.0
+    save_checkpoint_steps: int = 0
+    summary_steps: int = 100
+    data_url: str = DATA_URL
+
+    def __post_init__(self):
+        _require(self.max_steps >= 0, f"--max_steps={self.max_steps}: it must be 0 or more.")
+        _require(self.batch_size >= 1, f"--batch_size={self.batch_size}: it must be at least 1.")
+        _require(self.log_frequency >= 1, f"--log_frequency={self.log_frequency}: it must be at least 1.")
+        _require(self.save_checkpoint_secs >= 0,
+                 f"--save_checkpoint_secs={self.save_checkpoint_secs}: use 0 to turn it off, or a positive number.")
+        _require(self.save_checkpoint_steps >= 0,
+                 f"--save_checkpoint_steps={self.save_checkpoint_steps}: use 0 to turn it off, or a positive number.")
+        _require(self.summary_steps >= 0, f"summary_steps={self.summary_steps}: it must be 0 (off) or more.")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Everything an evaluation needs; cifar10_eval.py's flags map onto these fields.
+
+    eval_data is 'test' (test_batch.bin) or 'train_eval' (the training files).
+    num_examples: how many examples of that set to evaluate, from its start.
+    """
+    data_dir: str = DEFAULT_DATA_DIR
+    eval_dir: str = DEFAULT_EVAL_DIR
+    checkpoint_dir: str = DEFAULT_TRAIN_DIR
+    eval_data: str = "test"
+    eval_interval_secs: float = 300.0
+    num_examples: int = 10_000
+    run_once: bool = False
+    batch_size: int = 1000
+    data_url: str = DATA_URL
+
+    def __post_init__(self):
+        _require(self.eval_data in ("test", "train_eval"),
+                 f"--eval_data={self.eval_data}: use 'test' or 'train_eval'.")
+        _require(self.num_examples >= 1, f"--num_examples={self.num_examples}: it must be at least 1.")
+        _require(self.batch_size >= 1, f"--batch_size={self.batch_size}: it must be at least 1.")
+        _require(self.eval_interval_secs >= 0,
+                 f"--eval_interval_secs={self.eval_interval_secs}: it must be 0 or more.")

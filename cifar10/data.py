@@ -1,0 +1,282 @@
+"""CIFAR-10 data: download and extract the binary archive, check it, read it with tf.data.
+
+The binary version holds fixed-length records of 3,073 bytes: one label byte (0-9),
+then the 32x32 red plane, the green plane and the blue plane, each row-major.
+Training reads data_batch_1..5.bin, evaluation test_batch.bin. Record counts always
+come from the file sizes, so any number of records per file works.
+
+Images leave the reader as uint8 [32, 32, 3] and are decoded once, kept in memory as
+uint8 and augmented a whole batch at a time in the graph: no Python runs per example.
+"""
+import hashlib
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+
+import numpy as np
+import tensorflow as tf
+
+from cifar10.config import DATA_URL, Cifar10Error
+
+ARCHIVE_NAME = "cifar-10-binary.tar.gz"
+ARCHIVE_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
+BATCHES_DIR = "cifar-10-batches-bin"
+TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
+TEST_FILE = "test_batch.bin"
+# Everything the official archive holds besides the batches; nothing else is extracted.
+OTHER_ARCHIVE_FILES = ("batches.meta.txt", "readme.html")
+
+IMAGE_SIZE = 32          # pixels, height and width of a stored image
+CROPPED_SIZE = 24        # pixels, height and width of what the model sees
+DEPTH = 3                # colour channels
+LABEL_BYTES = 1
+IMAGE_BYTES = IMAGE_SIZE * IMAGE_SIZE * DEPTH
+RECORD_BYTES = LABEL_BYTES + IMAGE_BYTES  # 3,073
+NUM_CLASSES = 10
+CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
+               "dog", "frog", "horse", "ship", "truck")
+
+MAX_BRIGHTNESS_DELTA = 63.0          # pixel values, added to a whole image
+CONTRAST_RANGE = (0.2, 1.8)          # factor applied around each channel's mean
+DOWNLOAD_CHUNK_BYTES = 1 << 20
+
+
+# ----------------------------------------------------------------------------------
+# Download and extraction
+# ----------------------------------------------------------------------------------
+
+def maybe_download_and_extract(data_dir, url=DATA_URL, expected_md5=ARCHIVE_MD5):
+    """Make sure data_dir/cifar-10-batches-bin/ exists; returns its path.
+
+    An archive the user put into data_dir is extracted as it is. Otherwise the archive
+    is downloaded from url to a temporary name, checked against expected_md5, renamed
+    into place, then extracted. Raises Cifar10Error with what to do on any failure.
+    """
+    batches_dir = os.path.join(data_dir, BATCHES_DIR)
+    if os.path.isdir(batches_dir):
+        return batches_dir
+    try:
+        os.makedirs(data_dir, exist_ok=True)
+    except OSError as e:
+        raise Cifar10Error(f"Cannot create the data folder {data_dir}: {e.strerror}. "
+                           "Pass a writable folder with --data_dir.") from e
+    archive = os.path.join(data_dir, ARCHIVE_NAME)
+    if not os.path.exists(archive):
+        download(url, archive, expected_md5)
+    extract(archive, data_dir)
+    return batches_dir
+
+
+def download(url, path, expected_md5):
+    """Download url to path, printing progress; path appears only once complete and
+    matching expected_md5 (hex). Raises Cifar10Error naming the URL on any failure."""
+    folder, name = os.path.split(path)
+    hand_placed = (f"If this machine cannot reach it, download {ARCHIVE_NAME} elsewhere and "
+                   f"put it in {folder or '.'}: it is then extracted without downloading.")
+    fd, partial = tempfile.mkstemp(dir=folder or ".", prefix=f".{name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+            total = int(response.headers.get("Content-Length") or 0)
+            md5 = hashlib.md5()
+            received = 0
+            while chunk := response.read(DOWNLOAD_CHUNK_BYTES):
+                out.write(chunk)
+                md5.update(chunk)
+                received += len(chunk)
+                if total:
+                    sys.stdout.write(f"\r>> Downloading {name} {100.0 * received / total:.1f}%")
+                    sys.stdout.flush()
+        sys.stdout.write("\n")
+        if total and received != total:
+            raise Cifar10Error(f"The download of {url} stopped after {received} of {total} bytes. "
+                               f"Run again to retry. {hand_placed}")
+        if md5.hexdigest() != expected_md5:
+            raise Cifar10Error(f"The file downloaded from {url} has MD5 {md5.hexdigest()}, not the "
+                               f"expected {expected_md5}: it was removed. Run again to retry; if it "
+                               f"persists, the server or a proxy is serving a different file. {hand_placed}")
+        os.replace(partial, path)
+        print(f"Successfully downloaded {name} {received} bytes.")
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", None) or e.strerror or e
+        raise Cifar10Error(f"Could not download {url}: {reason}. {hand_placed}") from e
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+def extract(archive, data_dir):
+    """Extract the CIFAR-10 members of archive into data_dir/cifar-10-batches-bin/.
+
+    Only the official member names are accepted (no other paths, links or devices), and
+    the folder appears under its final name only when complete.
+    """
+    allowed = {f"{BATCHES_DIR}/{f}" for f in TRAIN_FILES + (TEST_FILE,) + OTHER_ARCHIVE_FILES}
+    required = {f"{BATCHES_DIR}/{f}" for f in TRAIN_FILES + (TEST_FILE,)}
+    fix = (f"Delete {archive} and run again to download it, or put a complete copy of the "
+           f"official {ARCHIVE_NAME} there.")
+    staging = tempfile.mkdtemp(dir=data_dir, prefix=".extract-")
+    try:
+        found = set()
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                name = member.name.rstrip("/")
+                if member.isdir() and name == BATCHES_DIR:
+                    continue
+                if name not in allowed or not member.isfile():
+                    raise Cifar10Error(f"{archive} holds {member.name!r}, which is not part of the "
+                                       f"CIFAR-10 binary archive; nothing was extracted. {fix}")
+                with tar.extractfile(member) as src, open(os.path.join(staging, os.path.basename(name)), "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                found.add(name)
+        missing = sorted(required - found)
+        if missing:
+            raise Cifar10Error(f"{archive} lacks {', '.join(missing)}: it is not the CIFAR-10 binary "
+                               f"archive. {fix}")
+        target = os.path.join(data_dir, BATCHES_DIR)
+        try:
+            os.rename(staging, target)
+        except OSError:
+            if not os.path.isdir(target):  # else another process extracted it first
+                raise
+    except (tarfile.TarError, EOFError, zlib.error) as e:
+        raise Cifar10Error(f"{archive} is not a valid gzip tar archive ({e}); it may be a partial "
+                           f"download. {fix}") from e
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------
+# Files and their checks
+# ----------------------------------------------------------------------------------
+
+def data_files(data_dir, eval_data=None):
+    """Paths of the batch files: the training files when eval_data is None or
+    'train_eval', test_batch.bin when it is 'test'."""
+    names = (TEST_FILE,) if eval_data == "test" else TRAIN_FILES
+    return [os.path.join(data_dir, BATCHES_DIR, name) for name in names]
+
+
+def count_records(filenames):
+    """Check each CIFAR-10 batch file and return the total number of records.
+
+    Reads only the label bytes (memory-mapped), so a check of the 50,000 training
+    records takes a fraction of a second. Raises Cifar10Error naming the file for a
+    missing or empty file, a size that is not whole records, or a label outside 0-9.
+    """
+    total = 0
+    for path in filenames:
+        fix = (f"Delete {os.path.dirname(path)} to extract it again from {ARCHIVE_NAME} "
+               "(or download it again), or put the right file back.")
+        if not os.path.isfile(path):
+            raise Cifar10Error(f"{path} is missing. The CIFAR-10 binary data holds "
+                               f"{', '.join(TRAIN_FILES)} and {TEST_FILE}. {fix}")
+        size = os.path.getsize(path)
+        if size == 0:
+            raise Cifar10Error(f"{path} is empty. {fix}")
+        if size % RECORD_BYTES:
+            raise Cifar10Error(f"{path} holds {size} bytes, not a whole number of {RECORD_BYTES}-byte "
+                               f"records (1 label byte and {IMAGE_BYTES} pixel bytes): it is truncated "
+                               f"or not a CIFAR-10 binary batch. {fix}")
+        labels = np.memmap(path, dtype=np.uint8, mode="r").reshape(-1, RECORD_BYTES)[:, 0]
+        bad = np.flatnonzero(labels >= NUM_CLASSES)
+        if bad.size:
+            raise Cifar10Error(f"{path}: record {bad[0]} (of {labels.size}) has label {labels[bad[0]]}, "
+                               f"and {bad.size} records in all have labels outside 0-{NUM_CLASSES - 1}. "
+                               f"The file is damaged or is not a CIFAR-10 binary batch. {fix}")
+        total += labels.size
+    return total
+
+
+# ----------------------------------------------------------------------------------
+# Reading and preprocessing
+# ----------------------------------------------------------------------------------
+
+def read_records(filenames):
+    """Dataset of (image uint8 [32, 32, 3] in RGB, label int32 []) in file order."""
+    def decode(record):
+        record = tf.io.decode_raw(record, tf.uint8)
+        label = tf.cast(record[0], tf.int32)
+        planes = tf.reshape(record[LABEL_BYTES:], [DEPTH, IMAGE_SIZE, IMAGE_SIZE])
+        return tf.transpose(planes, [1, 2, 0]), label
+    records = tf.data.FixedLengthRecordDataset(filenames, RECORD_BYTES)
+    return records.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def distort_images(images):
+    """Training augmentation of a batch: uint8 [B, 32, 32, 3] -> float32 [B, 24, 24, 3].
+
+    Per image: a random 24x24 crop, a random left-right flip, a random brightness
+    shift in [-63, 63), a random contrast factor in [0.2, 1.8), then per-image
+    standardization (zero mean, unit variance), as the original tutorial.
+    """
+    batch = tf.shape(images)[0]
+    corners = tf.random.uniform([batch, 2], 0, IMAGE_SIZE - CROPPED_SIZE + 1, dtype=tf.int32)
+    rows = corners[:, :1] + tf.range(CROPPED_SIZE)
+    cols = corners[:, 1:] + tf.range(CROPPED_SIZE)
+    images = tf.gather(images, rows, axis=1, batch_dims=1)
+    images = tf.gather(images, cols, axis=2, batch_dims=1)
+    flip = tf.random.uniform([batch, 1, 1, 1]) < 0.5
+    images = tf.cast(tf.where(flip, tf.reverse(images, axis=[2]), images), tf.float32)
+    images += tf.random.uniform([batch, 1, 1, 1], -MAX_BRIGHTNESS_DELTA, MAX_BRIGHTNESS_DELTA)
+    channel_means = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
+    contrast = tf.random.uniform([batch, 1, 1, 1], *CONTRAST_RANGE)
+    images = (images - channel_means) * contrast + channel_means
+    return tf.image.per_image_standardization(images)
+
+
+def crop_and_standardize(images):
+    """Evaluation preprocessing of a batch: uint8 [B, 32, 32, 3] -> float32 [B, 24, 24, 3],
+    the central 24x24 crop, per-image standardized."""
+    margin = (IMAGE_SIZE - CROPPED_SIZE) // 2
+    images = images[:, margin:margin + CROPPED_SIZE, margin:margin + CROPPED_SIZE, :]
+    return tf.image.per_image_standardization(tf.cast(images, tf.float32))
+
+
+def training_dataset(filenames, batch_size, input_context=None):
+    """Endless shuffled, augmented batches from checked files: (float32 [B, 24, 24, 3],
+    int32 [B]). With an input_context (tf.distribute), reads this pipeline's shard."""
+    records = read_records(filenames)
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        records = records.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    # Decoded uint8 images stay in memory after the first epoch (about 150 MB for 50,000),
+    # and the shuffle buffer spans the whole epoch, well above the original's 40%.
+    buffer = sum(os.path.getsize(f) for f in filenames) // RECORD_BYTES
+    return (records.cache()
+            .shuffle(buffer, reshuffle_each_iteration=True)
+            .repeat()
+            .batch(batch_size, drop_remainder=True)
+            .map(lambda images, labels: (distort_images(images), labels),
+                 num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def evaluation_dataset(filenames, batch_size, num_examples):
+    """The first num_examples records of checked files, each once, in file order, in
+    batches of batch_size (the last one smaller): (float32 [B, 24, 24, 3], int32 [B])."""
+    return (read_records(filenames)
+            .take(num_examples)
+            .batch(batch_size)
+            .map(lambda images, labels: (crop_and_standardize(images), labels),
+                 num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def distorted_inputs(data_dir, batch_size):
+    """The original's training input: augmented batches from data_dir's training files,
+    after checking them. Returns a tf.data.Dataset of (float32 [B, 24, 24, 3], int32 [B])."""
+    filenames = data_files(data_dir)
+    count_records(filenames)
+    return training_dataset(filenames, batch_size)
+
+
+def inputs(eval_data, data_dir, batch_size):
+    """The original's evaluation input: every record of the chosen set ('test' or
+    'train_eval') once, centrally cropped. Returns a tf.data.Dataset of
+    (float32 [B, 24, 24, 3], int32 [B]); the last batch may be smaller."""
+    filenames = data_files(data_dir, eval_data)
+    return evaluation_dataset(filenames, batch_size, count_records(filenames))

@@ -1,0 +1,298 @@
+"""Training: the compiled step, the loop, checkpoints and TensorBoard summaries.
+
+One code path serves every trainer: a tf.distribute strategy decides where the step
+runs (one device, N towers of MirroredStrategy, or several machines with
+MultiWorkerMirroredStrategy). Each replica computes the loss of its own batch; the
+gradients are summed across replicas by the strategy, so one step applies the
+gradient of the mean loss over the global batch (batch_size x replicas examples).
+"""
+import datetime
+import math
+import os
+import shutil
+import signal
+import tempfile
+import time
+
+import tensorflow as tf
+
+from cifar10 import data
+from cifar10.config import Cifar10Error
+from cifar10.distribute import is_chief
+from cifar10.model import Cifar10Model
+
+INITIAL_LEARNING_RATE = 0.1
+LEARNING_RATE_DECAY_FACTOR = 0.1
+NUM_EPOCHS_PER_DECAY = 350.0
+MOVING_AVERAGE_DECAY = 0.9999   # of the weights; the evaluator uses the averages
+LOSS_AVERAGE_DECAY = 0.9        # of the loss, for the smoothed TensorBoard curve
+CHECKPOINTS_TO_KEEP = 5
+CHECKPOINT_NAME = "model.ckpt"
+SUMMARY_IMAGES = 3
+
+
+class TrainState(tf.Module):
+    """What a checkpoint holds: the step, the model and its moving averages.
+
+    The evaluator restores only `averages` (into a Cifar10Model) and `step`; every
+    trainer, with any number of replicas, writes and reads this same layout.
+    """
+
+    def __init__(self):
+        super().__init__(name="train_state")
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        self.model = Cifar10Model()
+        self.averages = Cifar10Model()
+        for average, variable in zip(self.averages.trainable_variables, self.model.trainable_variables):
+            average.assign(variable)
+
+    def checkpoint(self):
+        """A tf.train.Checkpoint of this state."""
+        return tf.train.Checkpoint(step=self.step, model=self.model, averages=self.averages)
+
+
+def tutorial_learning_rate(steps_per_decay):
+    """The tutorial's schedule as a function of the step (int64 scalar tensor): 0.1,
+    multiplied by 0.1 every steps_per_decay steps (staircase)."""
+    def learning_rate(step):
+        decays = tf.math.floordiv(step, steps_per_decay)
+        return INITIAL_LEARNING_RATE * LEARNING_RATE_DECAY_FACTOR ** tf.cast(decays, tf.float32)
+    return learning_rate
+
+
+def make_train_step(strategy, state, global_batch, learning_rate):
+    """A compiled step: takes an iterator of (images [B, 24, 24, 3], labels [B]) batches
+    distributed by strategy, applies one SGD update and the moving averages, and returns
+    the loss of the global batch (float32 scalar: mean cross-entropy plus weight decay).
+    """
+    variables = state.model.trainable_variables
+    averages = state.averages.trainable_variables
+    replicas = strategy.num_replicas_in_sync
+
+    def replica_loss_and_gradients(images, labels):
+        with tf.GradientTape() as tape:
+            logits = state.model(images)
+            cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+            # Summed over replicas, these terms give the mean over the global batch plus
+            # the weight decay once, whatever the number of replicas.
+            loss = tf.reduce_sum(cross_entropy) / global_batch + state.model.weight_decay_loss() / replicas
+        return loss, tape.gradient(loss, variables)
+
+    @tf.function
+    def train_step(iterator):
+        images, labels = next(iterator)
+        losses, gradients = strategy.run(replica_loss_and_gradients, args=(images, labels))
+        gradients = strategy.extended.batch_reduce_to(tf.distribute.ReduceOp.SUM, list(zip(gradients, variables)))
+        rate = learning_rate(state.step)
+        for variable, gradient in zip(variables, gradients):
+            strategy.extended.update(variable, lambda v, g: v.assign_sub(rate * g), args=(gradient,))
+        state.step.assign_add(1)
+        # As tf.train.ExponentialMovingAverage with num_updates=step: faster early on.
+        step = tf.cast(state.step, tf.float32)
+        decay = tf.minimum(MOVING_AVERAGE_DECAY, (1.0 + step) / (10.0 + step))
+        for average, variable in zip(averages, variables):
+            strategy.extended.update(average, lambda a, v: a.assign_sub((1.0 - decay) * (a - v)), args=(variable,))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
+    return train_step
+
+
+def make_summary_writer(state):
+    """A compiled function writing histograms of activations, weights and gradients,
+    activation sparsity and a few input images for one local batch, at the current step,
+    to the default summary writer."""
+    @tf.function
+    def write_summaries(images, labels):
+        with tf.GradientTape() as tape:
+            logits, activations = state.model.forward(images)
+            cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+            loss = tf.reduce_mean(cross_entropy) + state.model.weight_decay_loss()
+        variables = state.model.trainable_variables
+        gradients = tape.gradient(loss, variables)
+        step = state.step
+        for name, activation in activations.items():
+            tf.summary.histogram(f"activations/{name}", activation, step=step)
+            tf.summary.scalar(f"sparsity/{name}", tf.math.zero_fraction(activation), step=step)
+        for variable, gradient in zip(variables, gradients):
+            name = variable.name.split(":")[0]
+            tf.summary.histogram(f"weights/{name}", variable, step=step)
+            tf.summary.histogram(f"gradients/{name}", gradient, step=step)
+        shown = images[:SUMMARY_IMAGES]
+        low = tf.reduce_min(shown, axis=[1, 2, 3], keepdims=True)
+        high = tf.reduce_max(shown, axis=[1, 2, 3], keepdims=True)
+        tf.summary.image("images", (shown - low) / (high - low + 1e-6), step=step, max_outputs=SUMMARY_IMAGES)
+    return write_summaries
+
+
+def _prepare_train_dir(train_dir):
+    try:
+        os.makedirs(train_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=train_dir):
+            pass
+    except OSError as e:
+        raise Cifar10Error(f"Cannot write to --train_dir={train_dir}: {e.strerror}. Pass a folder you "
+                           "can write to, or fix its permissions.") from e
+
+
+def restore_latest(checkpoint, train_dir):
+    """Restore checkpoint from the latest one in train_dir; returns its path or None.
+    Raises Cifar10Error when that checkpoint does not fit (another model's shape)."""
+    latest = tf.train.latest_checkpoint(train_dir)
+    if latest is None:
+        return None
+    try:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        raise Cifar10Error(f"Cannot resume from {latest}: it does not hold this model's variables, or "
+                           f"their shapes differ ({str(e).splitlines()[0]}). It was written by another "
+                           f"model or program; pass a new --train_dir, or move the old checkpoints away. "
+                           "Nothing was changed.") from e
+    return latest
+
+
+class _StopRequests:
+    """Turns SIGINT and SIGTERM into a flag the loop checks, so that the trainer saves a
+    checkpoint at the current step and exits cleanly."""
+
+    def __init__(self):
+        self.requested = None
+        self._previous = {}
+
+    def __enter__(self):
+        try:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def train(config, strategy=None):
+    """Train per config, resuming from the latest checkpoint in config.train_dir.
+
+    strategy: a tf.distribute strategy (default: the current one, one device).
+    Returns the final step. Raises Cifar10Error for bad data, directories, checkpoints
+    and a diverged loss; the latest good checkpoint is always kept.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    global_batch = config.batch_size * replicas
+    chief = is_chief(strategy)
+
+    data.maybe_download_and_extract(config.data_dir, config.data_url)
+    filenames = data.data_files(config.data_dir)
+    num_records = data.count_records(filenames)
+    _prepare_train_dir(config.train_dir)
+    # Non-chief workers must take part in every save, but into a private folder.
+    write_dir = config.train_dir if chief else tempfile.mkdtemp(prefix="cifar10_worker_")
+    try:
+        with strategy.scope():
+            state = TrainState()
+        checkpoint = state.checkpoint()
+        restored = restore_latest(checkpoint, config.train_dir)
+        manager = tf.train.CheckpointManager(checkpoint, write_dir, max_to_keep=CHECKPOINTS_TO_KEEP,
+                                             checkpoint_name=CHECKPOINT_NAME)
+        steps_per_epoch = num_records / global_batch
+        learning_rate = tutorial_learning_rate(max(1, int(steps_per_epoch * NUM_EPOCHS_PER_DECAY)))
+        dataset = strategy.distribute_datasets_from_function(
+            lambda context: data.training_dataset(filenames, config.batch_size, context))
+        writer = tf.summary.create_file_writer(write_dir) if chief else tf.summary.create_noop_writer()
+        step = int(state.step.numpy())
+        print(f"{_now()}: {'resuming from ' + restored if restored else 'starting'} at step {step}; "
+              f"{num_records} training records, {replicas} replica(s) of batch {config.batch_size}, "
+              f"{steps_per_epoch:.1f} steps an epoch; writing to {config.train_dir}", flush=True)
+        with writer.as_default(), _StopRequests() as stop:
+            step = _loop(config, strategy, state, manager, dataset, learning_rate, global_batch,
+                         chief, stop)
+        writer.flush()
+        return step
+    finally:
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
+
+
+def _loop(config, strategy, state, manager, dataset, learning_rate, global_batch, chief, stop):
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    train_step = make_train_step(strategy, state, global_batch, learning_rate)
+    write_summaries = make_summary_writer(state)
+    weights_finite = tf.function(lambda: tf.reduce_all(
+        [tf.reduce_all(tf.math.is_finite(v)) for v in state.model.trainable_variables]))
+    agree = _make_agreement(strategy) if multi_worker else (lambda flags: flags)
+    replicas = strategy.num_replicas_in_sync
+    loss_average = None
+    iterator = iter(dataset)
+    step = int(state.step.numpy())
+    last_save_time = last_log_time = time.monotonic()
+
+    def save(at_step):
+        nonlocal last_save_time
+        if not bool(weights_finite()):
+            raise _diverged(at_step, "non-finite weights", manager)
+        manager.save(checkpoint_number=at_step)
+        last_save_time = time.monotonic()
+
+    while step < config.max_steps:
+        loss = train_step(iterator)
+        step += 1
+        if chief and config.summary_steps and step % config.summary_steps == 0:
+            images, labels = next(iterator)
+            write_summaries(strategy.experimental_local_results(images)[0],
+                            strategy.experimental_local_results(labels)[0])
+        decide_now = step % config.log_frequency == 0 or not multi_worker
+        if step % config.log_frequency == 0:
+            loss_value = float(loss)
+            if not math.isfinite(loss_value):
+                raise _diverged(step, f"loss = {loss_value}", manager)
+            now = time.monotonic()
+            duration = (now - last_log_time) / config.log_frequency
+            last_log_time = now
+            print(f"{_now()}: step {step}, loss = {loss_value:.2f} ({global_batch / duration:.1f} "
+                  f"examples/sec; {duration / replicas:.3f} sec/batch)", flush=True)
+            loss_average = loss_value if loss_average is None else (
+                LOSS_AVERAGE_DECAY * loss_average + (1 - LOSS_AVERAGE_DECAY) * loss_value)
+            tf.summary.scalar("loss/raw", loss_value, step=step)
+            tf.summary.scalar("loss/moving_average", loss_average, step=step)
+            tf.summary.scalar("learning_rate", learning_rate(tf.constant(step - 1, tf.int64)), step=step)
+            tf.summary.scalar("examples_per_sec", global_batch / duration, step=step)
+        if decide_now:
+            # Time and signals differ between workers: act on them only when all agree.
+            time_due = config.save_checkpoint_secs and time.monotonic() - last_save_time >= config.save_checkpoint_secs
+            stop_wanted, time_due = agree([stop.requested is not None, bool(time_due)])
+        else:
+            stop_wanted = time_due = False
+        steps_due = config.save_checkpoint_steps and step % config.save_checkpoint_steps == 0
+        if stop_wanted or time_due or steps_due or step == config.max_steps:
+            save(step)
+        if stop_wanted:
+            print(f"{_now()}: stopped by {stop.requested or 'another worker'} at step {step}; "
+                  f"saved {manager.latest_checkpoint}", flush=True)
+            break
+    return step
+
+
+def _make_agreement(strategy):
+    """For several workers: a function that all-reduces a list of local booleans so that
+    every worker acts on the same decision (any worker's True wins)."""
+    @tf.function
+    def any_worker(flags):
+        per_replica = strategy.run(lambda: tf.cast(flags, tf.int32))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None) > 0
+    return lambda flags: [bool(f) for f in any_worker(tf.constant(flags))]
+
+
+def _diverged(step, what, manager):
+    kept = manager.latest_checkpoint or "none yet"
+    return Cifar10Error(f"Model diverged with {what} at step {step}; nothing was saved after it, and "
+                        f"the latest good checkpoint ({kept}) stays the latest. Lower the learning rate "
+                        "or check the training data, then run again to resume from that checkpoint.")
+
+
+def _now():
+    return datetime.datetime.now()
