@@ -36,6 +36,8 @@ def build_parser(description=__doc__):
                         help="Save a checkpoint at least this often, in seconds (0: off).")
     parser.add_argument("--save_checkpoint_steps", type=int, default=config.TrainConfig.save_checkpoint_steps,
                         help="Also save every this many steps (0: off).")
+    parser.add_argument("--save_summaries_steps", type=int, default=config.TrainConfig.save_summaries_steps,
+                        help="Write histograms and images to TensorBoard every this many steps (0: off).")
     parser.add_argument("--data_url", default=config.DATA_URL,
                         help="Where to download the archive from when --data_dir lacks it (a mirror).")
     cli.add_verbose_flag(parser)
@@ -48,7 +50,7 @@ def config_from(args):
         data_dir=args.data_dir, train_dir=args.train_dir, max_steps=args.max_steps, batch_size=args.batch_size,
         log_frequency=args.log_frequency, log_device_placement=args.log_device_placement,
         save_checkpoint_secs=args.save_checkpoint_secs, save_checkpoint_steps=args.save_checkpoint_steps,
-        data_url=args.data_url)
+        save_summaries_steps=args.save_summaries_steps, data_url=args.data_url)
 
 
 def run_training(args, num_gpus=None):

@@ -40,7 +40,7 @@ class TrainConfig:
     log_device_placement: bool = False
     save_checkpoint_secs: float = 600.0
     save_checkpoint_steps: int = 0
-    summary_steps: int = 100
+    save_summaries_steps: int = 100
     data_url: str = DATA_URL
 
     def __post_init__(self):
@@ -51,7 +51,7 @@ class TrainConfig:
                  f"--save_checkpoint_secs={self.save_checkpoint_secs}: use 0 to turn it off, or a positive number.")
         _require(self.save_checkpoint_steps >= 0,
                  f"--save_checkpoint_steps={self.save_checkpoint_steps}: use 0 to turn it off, or a positive number.")
-        _require(self.summary_steps >= 0, f"summary_steps={self.summary_steps}: it must be 0 (off) or more.")
+        _require(self.save_summaries_steps >= 0, f"save_summaries_steps={self.save_summaries_steps}: it must be 0 (off) or more.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,12 +9,12 @@ Images leave the reader as uint8 [32, 32, 3] and are decoded once, kept in memor
 uint8 and augmented a whole batch at a time in the graph: no Python runs per example.
 """
 import hashlib
+import http.client
 import os
 import shutil
 import sys
 import tarfile
 import tempfile
-import urllib.error
 import urllib.request
 import zlib
 
@@ -101,7 +101,7 @@ def download(url, path, expected_md5):
                                f"persists, the server or a proxy is serving a different file. {hand_placed}")
         os.replace(partial, path)
         print(f"Successfully downloaded {name} {received} bytes.")
-    except (urllib.error.URLError, OSError) as e:
+    except (OSError, http.client.HTTPException) as e:  # URLError is an OSError
         reason = getattr(e, "reason", None) or e.strerror or e
         raise Cifar10Error(f"Could not download {url}: {reason}. {hand_placed}") from e
     finally:

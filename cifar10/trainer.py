@@ -29,6 +29,9 @@ LOSS_AVERAGE_DECAY = 0.9        # of the loss, for the smoothed TensorBoard curv
 CHECKPOINTS_TO_KEEP = 5
 CHECKPOINT_NAME = "model.ckpt"
 SUMMARY_IMAGES = 3
+# What a collective op raises when a peer worker died or restarted.
+LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError,
+                      tf.errors.DeadlineExceededError)
 
 
 class TrainState(tf.Module):
@@ -207,10 +210,20 @@ def train(config, strategy=None):
         step = int(state.step.numpy())
         print(f"{_now()}: {'resuming from ' + restored if restored else 'starting'} at step {step}; "
               f"{num_records} training records, {replicas} replica(s) of batch {config.batch_size}, "
-              f"{steps_per_epoch:.1f} steps an epoch; writing to {config.train_dir}", flush=True)
+              f"{steps_per_epoch:.1f} steps an epoch; "
+              f"{'writing to ' + config.train_dir if chief else 'the chief writes checkpoints'}", flush=True)
         with writer.as_default(), _StopRequests() as stop:
-            step = _loop(config, strategy, state, manager, dataset, learning_rate, global_batch,
-                         chief, stop)
+            try:
+                step = _loop(config, strategy, state, manager, dataset, learning_rate, global_batch,
+                             chief, stop)
+            except LOST_WORKER_ERRORS as e:
+                if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+                    raise
+                # Collectives cannot recover in-process: every worker must start afresh.
+                raise Cifar10Error(
+                    f"Lost contact with another worker ({str(e).strip().splitlines()[0]}). Restart every "
+                    f"worker with its command: the job resumes from the latest checkpoint in "
+                    f"{config.train_dir}.") from e
         writer.flush()
         return step
     finally:
@@ -241,7 +254,7 @@ def _loop(config, strategy, state, manager, dataset, learning_rate, global_batch
     while step < config.max_steps:
         loss = train_step(iterator)
         step += 1
-        if chief and config.summary_steps and step % config.summary_steps == 0:
+        if chief and config.save_summaries_steps and step % config.save_summaries_steps == 0:
             images, labels = next(iterator)
             write_summaries(strategy.experimental_local_results(images)[0],
                             strategy.experimental_local_results(labels)[0])

@@ -1,0 +1,61 @@
+"""Shared test set-up: two logical CPU devices and small CIFAR-10 data written at run time."""
+import os
+import pathlib
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+# Two logical CPUs, so that MirroredStrategy tests run two towers on this machine. This
+# must happen before TensorFlow starts its runtime, hence here, at collection time.
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+
+from cifar10 import data  # noqa: E402
+
+# Stripe patterns: classes 0-4 horizontal stripes, 5-9 vertical, of these widths (pixels).
+STRIPE_WIDTHS = (1, 2, 3, 4, 6)
+
+
+def records_bytes(labels, images):
+    """CIFAR-10 binary records for uint8 labels [N] and uint8 images [N, 32, 32, 3]."""
+    planes = np.asarray(images, np.uint8).transpose(0, 3, 1, 2).reshape(len(images), -1)
+    return np.concatenate([np.asarray(labels, np.uint8)[:, None], planes], axis=1).tobytes()
+
+
+def stripe_images(labels, rng):
+    """Learnable images: each class a stripe orientation and period, at a random phase and
+    colour, with noise; survives the random crop, flip, brightness and contrast."""
+    n = len(labels)
+    coords = np.arange(data.IMAGE_SIZE)
+    images = np.empty([n, data.IMAGE_SIZE, data.IMAGE_SIZE, data.DEPTH], np.float32)
+    for i, label in enumerate(labels):
+        width = STRIPE_WIDTHS[label % 5]
+        wave = ((coords + rng.integers(2 * width)) // width) % 2
+        pattern = np.tile(wave[:, None], (1, data.IMAGE_SIZE)) if label < 5 else np.tile(wave, (data.IMAGE_SIZE, 1))
+        colour = rng.uniform(60, 200, size=3)
+        images[i] = pattern[..., None] * colour + rng.normal(0, 12, size=images.shape[1:])
+    return np.clip(images, 0, 255).astype(np.uint8)
+
+
+def write_stripe_data(root, records_per_file=100, test_records=200, seed=0):
+    """Write cifar-10-batches-bin/ under root with stripe data; returns root (a str)."""
+    rng = np.random.default_rng(seed)
+    batches = pathlib.Path(root, data.BATCHES_DIR)
+    batches.mkdir(parents=True, exist_ok=True)
+    for name, count in [(f, records_per_file) for f in data.TRAIN_FILES] + [(data.TEST_FILE, test_records)]:
+        labels = rng.integers(0, data.NUM_CLASSES, size=count)
+        (batches / name).write_bytes(records_bytes(labels, stripe_images(labels, rng)))
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def stripe_data(tmp_path_factory):
+    """A data folder of 500 training and 200 test stripe records (read-only by convention)."""
+    return write_stripe_data(tmp_path_factory.mktemp("stripe_data"))

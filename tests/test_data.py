@@ -1,0 +1,99 @@
+"""The reader and the preprocessing, on record files the tests write."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cifar10 import data
+from conftest import records_bytes
+
+
+def write_batch(path, labels, images):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(records_bytes(labels, images))
+    return str(path)
+
+
+def test_reader_returns_the_written_labels_and_pixels_in_rgb_order(tmp_path):
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 10, size=37)
+    images = rng.integers(0, 256, size=[37, 32, 32, 3], dtype=np.uint8)
+    # One record with distinct planes: red 10, green 20, blue 30 everywhere.
+    images[0] = [10, 20, 30]
+    first = write_batch(tmp_path / "a.bin", labels[:20], images[:20])
+    second = write_batch(tmp_path / "b.bin", labels[20:], images[20:])
+
+    read = list(data.read_records([first, second]).as_numpy_iterator())
+
+    assert len(read) == 37
+    np.testing.assert_array_equal(np.stack([image for image, _ in read]), images)
+    np.testing.assert_array_equal([label for _, label in read], labels)
+    assert read[0][0].dtype == np.uint8 and read[0][1].dtype == np.int32
+    np.testing.assert_array_equal(read[0][0][5, 7], [10, 20, 30])
+
+
+def test_records_are_counted_from_file_sizes(tmp_path):
+    images = np.zeros([7, 32, 32, 3], np.uint8)
+    files = [write_batch(tmp_path / "a.bin", [1] * 3, images[:3]), write_batch(tmp_path / "b.bin", [2] * 4, images[3:])]
+    assert data.count_records(files) == 7
+
+
+def test_distorted_images_are_24x24_standardized_crops():
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, size=[64, 32, 32, 3], dtype=np.uint8)
+    out = data.distort_images(tf.constant(images)).numpy()
+    assert out.shape == (64, 24, 24, 3) and out.dtype == np.float32
+    np.testing.assert_allclose(out.mean(axis=(1, 2, 3)), 0, atol=1e-4)
+    np.testing.assert_allclose(out.std(axis=(1, 2, 3)), 1, atol=1e-3)
+
+
+def test_distortion_crops_flips_and_varies_per_image():
+    # A gradient image: every 24x24 window (and its mirror) has a distinct pattern, and
+    # brightness/contrast/standardization keep the ordering of pixel values.
+    ramp = np.arange(32 * 32 * 3).reshape(32, 32, 3) % 251
+    images = np.broadcast_to(ramp, [200, 32, 32, 3]).astype(np.uint8)
+    out = data.distort_images(tf.constant(images)).numpy()
+    windows = set()
+    for image in out:
+        ordering = np.argsort(image[..., 0].ravel(), kind="stable")
+        windows.add(tuple(ordering[:5]))
+    assert len(windows) > 20  # many different crops and flips
+
+
+def test_evaluation_images_are_the_standardized_central_crop():
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, size=[5, 32, 32, 3], dtype=np.uint8)
+    out = data.crop_and_standardize(tf.constant(images)).numpy()
+    crop = images[:, 4:28, 4:28, :].astype(np.float64)
+    mean = crop.mean(axis=(1, 2, 3), keepdims=True)
+    std = np.maximum(crop.std(axis=(1, 2, 3), keepdims=True), 1 / np.sqrt(24 * 24 * 3))
+    np.testing.assert_allclose(out, (crop - mean) / std, atol=1e-4)
+
+
+def test_evaluation_dataset_yields_each_record_once_in_order(tmp_path):
+    labels = np.arange(23) % 10
+    images = np.zeros([23, 32, 32, 3], np.uint8)
+    path = write_batch(tmp_path / "t.bin", labels, images)
+    batches = list(data.evaluation_dataset([path], batch_size=5, num_examples=23).as_numpy_iterator())
+    assert [len(b[1]) for b in batches] == [5, 5, 5, 5, 3]
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), labels)
+    assert batches[0][0].shape == (5, 24, 24, 3)
+    limited = list(data.evaluation_dataset([path], batch_size=10, num_examples=12).as_numpy_iterator())
+    assert sum(len(b[1]) for b in limited) == 12
+
+
+def test_training_dataset_shuffles_whole_batches_of_all_records(tmp_path):
+    labels = np.arange(100) % 10
+    images = np.zeros([100, 32, 32, 3], np.uint8)
+    path = write_batch(tmp_path / "t.bin", labels, images)
+    batches = data.training_dataset([path], batch_size=20).take(5)
+    seen = [b[1] for b in batches.as_numpy_iterator()]
+    assert all(len(b) == 20 for b in seen)
+    epoch = np.concatenate(seen)
+    assert np.bincount(epoch, minlength=10).tolist() == [10] * 10  # the first epoch, each record once
+    assert not np.array_equal(epoch, labels)  # in a shuffled order
+
+
+@pytest.mark.parametrize("eval_data, names", [("test", ["test_batch.bin"]),
+                                              ("train_eval", [f"data_batch_{i}.bin" for i in range(1, 6)])])
+def test_data_files_per_eval_data(eval_data, names):
+    assert [p.rsplit("/", 1)[1] for p in data.data_files("/d", eval_data)] == names

@@ -1,0 +1,92 @@
+"""Training and evaluation end to end, through the entry points, on learnable data."""
+import glob
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import cifar10_eval
+import cifar10_train
+from conftest import write_stripe_data
+
+STEP_LINE = re.compile(r"^\S+ \S+: step (\d+), loss = ([\d.]+) \(([\d.]+) examples/sec; ([\d.]+) sec/batch\)$", re.M)
+
+
+def train(capsys, data_dir, train_dir, *flags):
+    status = cifar10_train.main([f"--data_dir={data_dir}", f"--train_dir={train_dir}", *flags])
+    out, err = capsys.readouterr()
+    assert status == 0, out + err
+    return out
+
+
+def evaluate(capsys, data_dir, train_dir, tmp_path, *flags):
+    status = cifar10_eval.main([f"--data_dir={data_dir}", f"--checkpoint_dir={train_dir}",
+                                f"--eval_dir={tmp_path / 'eval'}", "--run_once", *flags])
+    out, err = capsys.readouterr()
+    assert status == 0, out + err
+    return float(re.search(r"precision @ 1 = ([\d.]+)", out).group(1)), out
+
+
+@pytest.fixture(scope="module")
+def learnable_data(tmp_path_factory):
+    return write_stripe_data(tmp_path_factory.mktemp("learnable"), records_per_file=400, test_records=500)
+
+
+def test_300_steps_learn_stripes_and_the_evaluator_reaches_high_precision(capsys, learnable_data, tmp_path):
+    train_dir = tmp_path / "train"
+    out = train(capsys, learnable_data, train_dir, "--max_steps=300", "--batch_size=64", "--log_frequency=20")
+
+    steps = [(int(s), float(loss)) for s, loss, _, _ in STEP_LINE.findall(out)]
+    assert [s for s, _ in steps] == list(range(20, 301, 20))
+    assert steps[-1][1] < steps[0][1] - 0.5, out  # the loss fell
+    assert tf.train.latest_checkpoint(str(train_dir)).endswith("model.ckpt-300")
+
+    precision, eval_out = evaluate(capsys, learnable_data, train_dir, tmp_path, "--num_examples=500")
+    assert precision >= 0.90, eval_out
+    assert "(500/500 at step 300)" in eval_out  # every test example counted once
+
+    tags = set()
+    for events in glob.glob(str(train_dir / "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(events):
+            tags.update(value.tag for value in event.summary.value)
+    for tag in ["loss/raw", "loss/moving_average", "learning_rate", "activations/conv1", "sparsity/local3",
+                "weights/conv1/weights", "gradients/local4/biases", "images"]:
+        assert tag in tags, sorted(tags)
+
+
+def test_precision_counts_a_partial_last_batch_exactly(capsys, stripe_data, tmp_path):
+    train(capsys, stripe_data, tmp_path / "train", "--max_steps=5", "--batch_size=16", "--save_summaries_steps=0")
+    result_lines = []
+    for batch_size in (64, 200, 7):
+        _, out = evaluate(capsys, stripe_data, tmp_path / "train", tmp_path, f"--batch_size={batch_size}",
+                          "--num_examples=150")
+        result_lines.append(re.search(r"\((\d+)/(\d+) at step 5\)", out).groups())
+    assert {total for _, total in result_lines} == {"150"}
+    assert len({correct for correct, _ in result_lines}) == 1  # the batch size changes nothing
+
+
+def test_a_run_resumes_from_the_latest_checkpoint_and_continues_the_step_count(capsys, stripe_data, tmp_path):
+    train_dir = tmp_path / "train"
+    train(capsys, stripe_data, train_dir, "--max_steps=20", "--batch_size=16", "--log_frequency=5")
+    reader = tf.train.load_checkpoint(str(train_dir))
+    weights_at_20 = reader.get_tensor("model/conv1/weights/.ATTRIBUTES/VARIABLE_VALUE")
+
+    out = train(capsys, stripe_data, train_dir, "--max_steps=30", "--batch_size=16", "--log_frequency=5")
+
+    assert "resuming from" in out and "model.ckpt-20 at step 20" in out
+    assert [int(s) for s, *_ in STEP_LINE.findall(out)] == [25, 30]
+    assert tf.train.latest_checkpoint(str(train_dir)).endswith("model.ckpt-30")
+    reader = tf.train.load_checkpoint(str(train_dir))
+    assert reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == 30
+    # It went on from the saved weights rather than from a fresh start.
+    moved = reader.get_tensor("model/conv1/weights/.ATTRIBUTES/VARIABLE_VALUE") - weights_at_20
+    assert 0 < np.abs(moved).max() < 0.1
+
+
+def test_checkpoints_are_saved_every_n_steps_and_at_the_end(capsys, stripe_data, tmp_path):
+    train_dir = tmp_path / "train"
+    train(capsys, stripe_data, train_dir, "--max_steps=25", "--batch_size=8", "--save_checkpoint_steps=10",
+          "--save_checkpoint_secs=0")
+    state = tf.train.get_checkpoint_state(str(train_dir))
+    assert [p.rsplit("-", 1)[1] for p in state.all_model_checkpoint_paths] == ["10", "20", "25"]
