@@ -3,7 +3,8 @@
 `import cifar10` gives the original tutorial's public functions (inference, loss,
 train, inputs, distorted_inputs, maybe_download_and_extract); the modules hold the
 rest: cifar10.data (reading), cifar10.model (network), cifar10.trainer, cifar10.evaluator,
-cifar10.config (the configuration objects the entry-point scripts fill from flags).
+cifar10.distribute (where training runs), cifar10.export and cifar10.predict (SavedModel
+and labelling images), cifar10.config (the configuration the entry points fill from flags).
 """
 from cifar10.config import Cifar10Error, EvalConfig, TrainConfig
 from cifar10.data import distorted_inputs, inputs, maybe_download_and_extract

@@ -4,10 +4,13 @@ The entry-point scripts turn their flags into one of these small, frozen objects
 pass it into the library; nothing in the library reads flags or global state.
 """
 import dataclasses
+import os
+import tempfile
 
 DEFAULT_DATA_DIR = "/tmp/cifar10_data"
 DEFAULT_TRAIN_DIR = "/tmp/cifar10_train"
 DEFAULT_EVAL_DIR = "/tmp/cifar10_eval"
+DEFAULT_EXPORT_DIR = "/tmp/cifar10_model"
 DATA_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 
 
@@ -17,6 +20,18 @@ class Cifar10Error(Exception):
     The entry points print it as one paragraph and exit with status 1, without a
     traceback (unless --verbose).
     """
+
+
+def check_writable_dir(path, flag):
+    """Create folder path if needed and make sure files can be written in it; raises
+    Cifar10Error naming the flag otherwise (as root, permissions alone do not stop us)."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise Cifar10Error(f"Cannot write to {flag}={path}: {e.strerror}. Pass a folder you can write to, "
+                           "or fix its permissions.") from e
 
 
 def _require(condition, message):

@@ -21,7 +21,7 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
-from cifar10.config import DATA_URL, Cifar10Error
+from cifar10.config import DATA_URL, Cifar10Error, check_writable_dir
 
 ARCHIVE_NAME = "cifar-10-binary.tar.gz"
 ARCHIVE_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
@@ -60,11 +60,7 @@ def maybe_download_and_extract(data_dir, url=DATA_URL, expected_md5=ARCHIVE_MD5)
     batches_dir = os.path.join(data_dir, BATCHES_DIR)
     if os.path.isdir(batches_dir):
         return batches_dir
-    try:
-        os.makedirs(data_dir, exist_ok=True)
-    except OSError as e:
-        raise Cifar10Error(f"Cannot create the data folder {data_dir}: {e.strerror}. "
-                           "Pass a writable folder with --data_dir.") from e
+    check_writable_dir(data_dir, "--data_dir")
     archive = os.path.join(data_dir, ARCHIVE_NAME)
     if not os.path.exists(archive):
         download(url, archive, expected_md5)

@@ -11,8 +11,10 @@ import numpy as np
 import tensorflow as tf
 
 from cifar10 import data
-from cifar10.config import Cifar10Error
+from cifar10.config import Cifar10Error, check_writable_dir
 from cifar10.model import Cifar10Model
+
+CONFUSION_CELL_PIXELS = 16  # side of each cell of the confusion matrix image
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,33 +87,87 @@ def evaluate(config):
     dataset = data.evaluation_dataset(filenames, config.batch_size, config.num_examples)
     model = Cifar10Model()
     predict = make_predict(model)
+    check_writable_dir(config.eval_dir, "--eval_dir")
     writer = tf.summary.create_file_writer(config.eval_dir)
     evaluated = None
-    while True:
-        latest = tf.train.latest_checkpoint(config.checkpoint_dir)
-        if latest is None and config.run_once:
-            raise Cifar10Error(f"No checkpoint found in --checkpoint_dir={config.checkpoint_dir}. Train first "
-                               "(cifar10_train.py --train_dir=...), or point --checkpoint_dir at the "
-                               "trainer's --train_dir.")
-        if latest is not None and latest != evaluated:
-            try:
-                result = evaluate_checkpoint(latest, dataset, model, predict)
-            except (tf.errors.NotFoundError, tf.errors.DataLossError) as e:
-                # The trainer's retention policy deleted it between listing and loading.
-                print(f"{datetime.datetime.now()}: skipped {latest}, which is gone or incomplete "
-                      f"({str(e).splitlines()[0]})", flush=True)
-            else:
-                evaluated = latest
+    try:
+        while True:
+            latest = latest_checkpoint(config.checkpoint_dir) if config.run_once else \
+                tf.train.latest_checkpoint(config.checkpoint_dir)
+            if latest is not None and latest != evaluated:
+                evaluated = latest  # each checkpoint once, whether it loads or not
+                try:
+                    result = evaluate_checkpoint(latest, dataset, model, predict)
+                except tf.errors.OpError as e:
+                    # Deleted by the trainer's retention policy between listing and loading
+                    # (NotFoundError), or damaged (DataLossError and others).
+                    print(f"{datetime.datetime.now()}: skipped {latest}, which is gone or incomplete "
+                          f"({str(e).splitlines()[0]})", flush=True)
+                    if config.run_once and tf.train.latest_checkpoint(config.checkpoint_dir) == latest:
+                        raise Cifar10Error(f"{latest} is the latest checkpoint in --checkpoint_dir="
+                                           f"{config.checkpoint_dir}, but it cannot be read. Run the "
+                                           "trainer again to write a new one.") from e
+                    continue  # a newer checkpoint has replaced it: look again at once
                 report(result, writer)
                 if config.run_once:
                     return result
-        time.sleep(config.eval_interval_secs)
+            time.sleep(config.eval_interval_secs)
+    except KeyboardInterrupt:  # the way to end the waiting loop
+        print(f"{datetime.datetime.now()}: evaluator stopped", flush=True)
+        return None
+
+
+def latest_checkpoint(checkpoint_dir):
+    """The latest checkpoint's path in checkpoint_dir; raises Cifar10Error if there is none."""
+    latest = tf.train.latest_checkpoint(checkpoint_dir)
+    if latest is None:
+        raise Cifar10Error(f"No checkpoint found in --checkpoint_dir={checkpoint_dir}. Train first "
+                           "(cifar10_train.py --train_dir=...), or point --checkpoint_dir at the "
+                           "trainer's --train_dir.")
+    return latest
 
 
 def report(result, writer):
-    """Print precision @ 1 and write it to TensorBoard at the checkpoint's step."""
+    """Print precision @ 1, each class's precision and the confusion matrix; write precision
+    @ 1 and the confusion matrix as an image to TensorBoard at the checkpoint's step."""
     print(f"{datetime.datetime.now()}: precision @ 1 = {result.precision:.3f} "
           f"({result.correct}/{result.count} at step {result.step})", flush=True)
+    print(format_class_precisions(result), flush=True)
+    print(format_confusion(result.confusion), flush=True)
     with writer.as_default():
         tf.summary.scalar("precision @ 1", result.precision, step=result.step)
+        tf.summary.image("confusion_matrix", confusion_image(result.confusion), step=result.step)
     writer.flush()
+
+
+def format_class_precisions(result):
+    """Under a heading, a line '  <class> precision 0.xxx (correct/examples)' per class of
+    an EvalResult; 'nan (0/0)' for a class without examples."""
+    confusion = result.confusion
+    width = max(len(name) for name in data.CLASS_NAMES)
+    lines = ["precision of each class (its examples predicted right):"]
+    for name, precision, correct, count in zip(data.CLASS_NAMES, result.class_precisions(),
+                                               np.diagonal(confusion), confusion.sum(axis=1)):
+        lines.append(f"  {name:<{width}} precision {precision:.3f} ({correct}/{count})")
+    return "\n".join(lines)
+
+
+def format_confusion(confusion):
+    """The int confusion matrix [10, 10] as a table: a row per true class, a column per
+    predicted class, both headed by class names."""
+    width = max(max(len(name) for name in data.CLASS_NAMES), len(str(confusion.max())))
+    header = " " * width + "".join(f" {name:>{width}}" for name in data.CLASS_NAMES)
+    rows = [f"{name:<{width}}" + "".join(f" {count:>{width}}" for count in row)
+            for name, row in zip(data.CLASS_NAMES, confusion)]
+    return "\n".join(["confusion matrix (rows: true class, columns: predicted class):", header] + rows)
+
+
+def confusion_image(confusion):
+    """A heat map of the int confusion matrix [10, 10] for tf.summary.image: float32
+    [1, 160, 160, 3] in [0, 1]. Cell (true i, predicted j) is a 16x16 block whose colour
+    shows confusion[i, j] / (examples of class i): black 0, through red and yellow, to
+    white 1."""
+    fractions = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    cells = np.kron(fractions, np.ones([CONFUSION_CELL_PIXELS, CONFUSION_CELL_PIXELS]))
+    heat = np.stack([np.clip(3 * cells - channel, 0, 1) for channel in range(3)], axis=-1)
+    return heat[None].astype(np.float32)

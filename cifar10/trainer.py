@@ -17,7 +17,7 @@ import time
 import tensorflow as tf
 
 from cifar10 import data
-from cifar10.config import Cifar10Error
+from cifar10.config import Cifar10Error, check_writable_dir
 from cifar10.distribute import is_chief
 from cifar10.model import Cifar10Model
 
@@ -127,16 +127,6 @@ def make_summary_writer(state):
     return write_summaries
 
 
-def _prepare_train_dir(train_dir):
-    try:
-        os.makedirs(train_dir, exist_ok=True)
-        with tempfile.TemporaryFile(dir=train_dir):
-            pass
-    except OSError as e:
-        raise Cifar10Error(f"Cannot write to --train_dir={train_dir}: {e.strerror}. Pass a folder you "
-                           "can write to, or fix its permissions.") from e
-
-
 def restore_latest(checkpoint, train_dir):
     """Restore checkpoint from the latest one in train_dir; returns its path or None.
     Raises Cifar10Error when that checkpoint does not fit (another model's shape)."""
@@ -146,10 +136,9 @@ def restore_latest(checkpoint, train_dir):
     try:
         checkpoint.restore(latest).assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as e:
-        raise Cifar10Error(f"Cannot resume from {latest}: it does not hold this model's variables, or "
-                           f"their shapes differ ({str(e).splitlines()[0]}). It was written by another "
-                           f"model or program; pass a new --train_dir, or move the old checkpoints away. "
-                           "Nothing was changed.") from e
+        raise Cifar10Error(f"Cannot resume from {latest}: it is damaged, or does not hold this model's "
+                           f"variables in their shapes ({str(e).splitlines()[0]}). Pass a new --train_dir, or "
+                           "move the checkpoints away (an older one may still be good). Nothing was changed.") from e
     return latest
 
 
@@ -192,7 +181,7 @@ def train(config, strategy=None):
     data.maybe_download_and_extract(config.data_dir, config.data_url)
     filenames = data.data_files(config.data_dir)
     num_records = data.count_records(filenames)
-    _prepare_train_dir(config.train_dir)
+    check_writable_dir(config.train_dir, "--train_dir")
     # Non-chief workers must take part in every save, but into a private folder.
     write_dir = config.train_dir if chief else tempfile.mkdtemp(prefix="cifar10_worker_")
     try:

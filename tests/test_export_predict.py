@@ -1,0 +1,228 @@
+"""Export to a SavedModel, serve it with TensorFlow alone, label image files, and the
+evaluator's per-class report; on one short training run on learnable stripe data."""
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import cifar10_export
+import cifar10_predict
+from cifar10 import config, data, evaluator, export, predict, trainer
+from cifar10.model import Cifar10Model
+from conftest import REPO, stripe_images
+
+STEPS = 60
+TOLERANCE = 1e-5
+PREDICT_LINE = re.compile(r"^(\S+): (\w+) ([\d.]+), (\w+) ([\d.]+), (\w+) ([\d.]+)$", re.M)
+
+
+@pytest.fixture(scope="module")
+def trained(stripe_data, tmp_path_factory):
+    """A short training run and its export: folders data, train, base (the export_dir), and
+    served, the exported SavedModel loaded."""
+    root = tmp_path_factory.mktemp("export")
+    train_dir, base = str(root / "train"), str(root / "models")
+    trainer.train(config.TrainConfig(data_dir=stripe_data, train_dir=train_dir, max_steps=STEPS, batch_size=32,
+                                     save_checkpoint_secs=0))
+    assert cifar10_export.main([f"--checkpoint_dir={train_dir}", f"--export_dir={base}"]) == 0
+    served = tf.saved_model.load(os.path.join(base, str(STEPS)))
+    return types.SimpleNamespace(data=stripe_data, train=train_dir, base=base, served=served)
+
+
+def run_python(args, cwd):
+    """Run python with args in cwd, importing nothing from this project's folder."""
+    env = dict(os.environ, PYTHONPATH="", TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_export_writes_the_moving_averages_with_the_preprocessing_as_version_step(trained, capsys):
+    assert sorted(os.listdir(trained.base)) == [str(STEPS)]  # no staging folder left behind
+    images = stripe_images(np.arange(10), np.random.default_rng(1))
+    averages = Cifar10Model()
+    evaluator.restore_averages(averages, tf.train.latest_checkpoint(trained.train))
+    expected = tf.nn.softmax(averages(data.crop_and_standardize(images))).numpy()
+
+    outputs = trained.served.signatures["serving_default"](images=tf.constant(images))
+
+    np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, atol=TOLERANCE)
+    np.testing.assert_array_equal(outputs["classes"].numpy(), expected.argmax(axis=1))
+
+    # The same step again would replace a version TensorFlow Serving may be serving.
+    assert cifar10_export.main([f"--checkpoint_dir={trained.train}", f"--export_dir={trained.base}"]) == 1
+    assert f"{os.path.join(trained.base, str(STEPS))} exists already" in capsys.readouterr().err
+
+
+def test_export_errors_name_the_path_and_the_fix(trained, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(config.Cifar10Error, match=f"No checkpoint found in --checkpoint_dir={empty}.*Train first"):
+        export.export(str(empty), str(tmp_path / "models"))
+
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    with pytest.raises(config.Cifar10Error, match=f"Cannot write to --export_dir={not_a_folder}/models.*Pass a folder"):
+        export.export(trained.train, str(not_a_folder / "models"))
+
+
+def test_the_saved_model_serves_with_tensorflow_alone(trained, tmp_path):
+    script = textwrap.dedent(f"""
+        import importlib.util, json
+        import numpy as np, tensorflow as tf
+        assert importlib.util.find_spec("cifar10") is None, "the project is importable"
+        model = tf.saved_model.load({os.path.join(trained.base, str(STEPS))!r})
+        images = np.random.default_rng(0).integers(0, 256, [4, 32, 32, 3], dtype=np.uint8)
+        out = model.signatures["serving_default"](images=tf.constant(images))
+        print(json.dumps({{"probabilities": out["probabilities"].numpy().tolist(),
+                          "classes": out["classes"].numpy().tolist(),
+                          "class_names": [n.decode() for n in model.class_names.numpy()]}}))
+    """)
+    done = run_python(["-c", script], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+
+    probabilities = np.array(out["probabilities"])
+    assert probabilities.shape == (4, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, atol=TOLERANCE)
+    assert out["classes"] == probabilities.argmax(axis=1).tolist()
+    assert out["class_names"] == list(data.CLASS_NAMES)
+
+
+def test_both_signatures_agree_on_a_lossless_png(trained):
+    images = stripe_images(np.arange(3), np.random.default_rng(2))
+
+    raw = trained.served.signatures["serving_default"](images=tf.constant(images))
+    encoded = trained.served.signatures[export.ENCODED_SIGNATURE](
+        image_bytes=tf.stack([tf.io.encode_png(image) for image in images]))
+
+    np.testing.assert_allclose(encoded["probabilities"].numpy(), raw["probabilities"].numpy(), atol=TOLERANCE)
+    np.testing.assert_array_equal(encoded["classes"].numpy(), raw["classes"].numpy())
+
+
+def test_the_highest_numbered_complete_version_is_chosen(tmp_path):
+    for version in ("7", "60", "100", ".export-x"):
+        (tmp_path / version).mkdir()
+    for version in ("7", "60", ".export-x"):  # 100 is still being written
+        (tmp_path / version / "saved_model.pb").write_bytes(b"")
+    assert predict.resolve_version(str(tmp_path)) == str(tmp_path / "60")
+    assert predict.resolve_version(str(tmp_path / "7")) == str(tmp_path / "7")
+    with pytest.raises(config.Cifar10Error, match=f"--model={tmp_path / '100'} holds no SavedModel"):
+        predict.resolve_version(str(tmp_path / "100"))
+
+
+def expected_probabilities(trained, image):
+    """What predict should print for uint8 image [H, W, 3]: resized to 32x32 as the spec says."""
+    resized = tf.image.resize(image, [data.IMAGE_SIZE, data.IMAGE_SIZE], antialias=True)
+    resized = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+    return trained.served.signatures["serving_default"](images=resized[None])["probabilities"][0].numpy()
+
+
+def check_lines(trained, out, files):
+    """The predict lines in out label files (name -> image) in order, top 3 right."""
+    lines = PREDICT_LINE.findall(out)
+    assert [line[0] for line in lines] == list(files), out
+    for line, image in zip(lines, files.values()):
+        expected = expected_probabilities(trained, image)
+        top = (-expected).argsort()[:3]
+        assert list(line[1::2]) == [data.CLASS_NAMES[i] for i in top], out
+        np.testing.assert_allclose([float(p) for p in line[2::2]], expected[top], atol=1e-3)
+
+
+def test_predict_labels_png_and_jpeg_of_any_size_and_names_the_files_it_cannot_read(trained, tmp_path):
+    images = stripe_images(np.array([0, 5, 9]), np.random.default_rng(3))
+    wide = tf.cast(tf.image.resize(images[0], [48, 64]), tf.uint8)
+    tall = tf.cast(tf.image.resize(images[1], [70, 40]), tf.uint8)
+    (tmp_path / "wide.png").write_bytes(tf.io.encode_png(wide).numpy())
+    (tmp_path / "tall.jpg").write_bytes(tf.io.encode_jpeg(tall, quality=95).numpy())
+    (tmp_path / "small.png").write_bytes(tf.io.encode_png(images[2]).numpy())
+    (tmp_path / "notes.txt").write_text("not an image")
+    decoded_jpeg = tf.io.decode_jpeg((tmp_path / "tall.jpg").read_bytes())
+
+    done = run_python([str(REPO / "cifar10_predict.py"), f"--model={trained.base}",
+                       "wide.png", "notes.txt", "tall.jpg", "missing.png", "small.png"], cwd=tmp_path)
+
+    assert done.returncode == 1, done.stderr
+    check_lines(trained, done.stdout, {"wide.png": wide, "tall.jpg": decoded_jpeg, "small.png": images[2]})
+    assert re.search(r"^notes\.txt: .*not a JPEG, PNG", done.stderr, re.M), done.stderr
+    assert re.search(r"^missing\.png: .*No such file", done.stderr, re.M), done.stderr
+
+
+def test_predict_from_the_checkpoint_matches_the_exported_version(trained, tmp_path, capsys):
+    image = stripe_images(np.array([3]), np.random.default_rng(4))[0]
+    path = str(tmp_path / "cat.png")
+    tf.io.write_file(path, tf.io.encode_png(image))
+
+    assert cifar10_predict.main([f"--checkpoint_dir={trained.train}", path]) == 0
+    from_checkpoint = capsys.readouterr().out
+    assert cifar10_predict.main([f"--model={os.path.join(trained.base, str(STEPS))}", path]) == 0
+
+    assert from_checkpoint == capsys.readouterr().out
+    check_lines(trained, from_checkpoint, {path: image})
+
+
+def parse_report(out):
+    """From the evaluator's printed report: correct, count, step, the per-class lines as
+    (name, precision text, correct, examples), the printed confusion matrix int [10, 10]."""
+    correct, count, step = map(int, re.search(r"precision @ 1 = [\d.]+ \((\d+)/(\d+) at step (\d+)\)$",
+                                              out, re.M).groups())
+    classes = [(name, precision, int(right), int(examples)) for name, precision, right, examples
+               in re.findall(r"^  (\w+) +precision (\S+) \((\d+)/(\d+)\)$", out, re.M)]
+    assert [c[0] for c in classes] == list(data.CLASS_NAMES), out
+    table = out[out.index("confusion matrix"):].splitlines()
+    assert table[1].split() == list(data.CLASS_NAMES), out
+    rows = [row.split() for row in table[2:2 + data.NUM_CLASSES]]
+    assert [row[0] for row in rows] == list(data.CLASS_NAMES), out
+    return correct, count, step, classes, np.array([[int(n) for n in row[1:]] for row in rows])
+
+
+def confusion_images(eval_dir):
+    """(step, image float [H, W, 3] in [0, 1]) of each confusion_matrix summary in eval_dir."""
+    return [(event.step, tf.io.decode_png(tf.make_ndarray(value.tensor)[2]).numpy() / 255.0)
+            for events in glob.glob(os.path.join(eval_dir, "events.out.tfevents.*"))
+            for event in tf.compat.v1.train.summary_iterator(events)
+            for value in event.summary.value if value.tag == "confusion_matrix"]
+
+
+def test_the_per_class_report_and_confusion_matrix_add_up_to_precision_at_1(trained, tmp_path, capsys):
+    eval_dir = str(tmp_path / "eval")
+    result = evaluator.evaluate(config.EvalConfig(data_dir=trained.data, checkpoint_dir=trained.train,
+                                                  eval_dir=eval_dir, num_examples=150, run_once=True, batch_size=64))
+    correct, count, step, classes, confusion = parse_report(capsys.readouterr().out)
+
+    assert count == result.count == 150 and step == STEPS  # --num_examples below the set's 200 records
+    assert sum(c[2] for c in classes) == correct and sum(c[3] for c in classes) == count
+    for _, precision, right, examples in classes:
+        assert precision == f"{right / examples:.3f}"
+    assert confusion.sum() == count and np.trace(confusion) == correct
+    np.testing.assert_array_equal(confusion, result.confusion)
+    assert [step for step, _ in confusion_images(eval_dir)] == [STEPS]
+
+
+def test_the_report_has_true_classes_in_rows_and_a_row_normalized_heat_map(tmp_path, capsys):
+    confusion = np.zeros([data.NUM_CLASSES, data.NUM_CLASSES], np.int64)
+    confusion[np.arange(10), (np.arange(10) * 3) % 10] = np.arange(1, 11)  # class i mostly taken for 3i mod 10
+    confusion[np.arange(10), np.arange(10)] += 2
+    confusion[5] = 0  # no examples of dog
+    writer = tf.summary.create_file_writer(str(tmp_path))
+
+    evaluator.report(evaluator.EvalResult("model.ckpt-7", 7, confusion), writer)
+
+    correct, count, step, classes, printed = parse_report(capsys.readouterr().out)
+    np.testing.assert_array_equal(printed, confusion)
+    assert (correct, count, step) == (np.trace(confusion), confusion.sum(), 7)
+    assert classes[5] == ("dog", "nan", 0, 0) and classes[1] == ("automobile", "0.500", 2, 4)
+    [(image_step, heat_map)] = confusion_images(str(tmp_path))
+    assert image_step == 7
+    cell = heat_map.shape[0] // data.NUM_CLASSES
+    assert heat_map.shape == (cell * data.NUM_CLASSES, cell * data.NUM_CLASSES, 3)
+    # Each cell's brightness (mean of its pixels and channels) is its row-normalized count.
+    brightness = heat_map.reshape(data.NUM_CLASSES, cell, data.NUM_CLASSES, cell, 3).mean(axis=(1, 3, 4))
+    row_normalized = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    np.testing.assert_allclose(brightness, row_normalized, atol=2 / 255)
