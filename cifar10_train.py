@@ -38,6 +38,13 @@ def build_parser(description=__doc__):
                         help="Also save every this many steps (0: off).")
     parser.add_argument("--save_summaries_steps", type=int, default=config.TrainConfig.save_summaries_steps,
                         help="Write histograms and images to TensorBoard every this many steps (0: off).")
+    parser.add_argument("--recipe", default=config.TrainConfig.recipe, choices=sorted(config.RECIPES),
+                        help="'tutorial': the original schedule, until --max_steps; 'fast' and 'long': momentum, "
+                             "warm-up and linear decay over a fixed number of epochs (README.md, Speed).")
+    cli.add_bool_flag(parser, "use_fp16", "Mixed precision: bfloat16 on a CPU, float16 with loss scaling on a GPU; "
+                                          "variables and moving averages stay float32. Default: on where the "
+                                          "hardware computes in 16 bits natively (a GPU, or a CPU with AMX or "
+                                          "AVX512-BF16), else off.", default=None)
     parser.add_argument("--data_url", default=config.DATA_URL,
                         help="Where to download the archive from when --data_dir lacks it (a mirror).")
     cli.add_verbose_flag(parser)
@@ -50,7 +57,8 @@ def config_from(args):
         data_dir=args.data_dir, train_dir=args.train_dir, max_steps=args.max_steps, batch_size=args.batch_size,
         log_frequency=args.log_frequency, log_device_placement=args.log_device_placement,
         save_checkpoint_secs=args.save_checkpoint_secs, save_checkpoint_steps=args.save_checkpoint_steps,
-        save_summaries_steps=args.save_summaries_steps, data_url=args.data_url)
+        save_summaries_steps=args.save_summaries_steps, data_url=args.data_url, recipe=args.recipe,
+        use_fp16=args.use_fp16)
 
 
 def run_training(args, num_gpus=None):

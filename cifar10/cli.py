@@ -20,9 +20,9 @@ def _parse_bool(text):
     raise argparse.ArgumentTypeError(f"{text!r} is not a boolean: use true or false")
 
 
-def add_bool_flag(parser, name, help):
-    """A flag that is off by default; `--name` or `--name=true` turns it on."""
-    parser.add_argument(f"--{name}", type=_parse_bool, nargs="?", const=True, default=False, help=help)
+def add_bool_flag(parser, name, help, default=False):
+    """A boolean flag: `--name` or `--name=true` turns it on, `--name=false` off."""
+    parser.add_argument(f"--{name}", type=_parse_bool, nargs="?", const=True, default=default, help=help)
 
 
 def add_verbose_flag(parser):

@@ -3,7 +3,11 @@
 conv1 -> ReLU -> max-pool -> LRN -> conv2 -> ReLU -> LRN -> max-pool -> local3 -> ReLU
 -> local4 -> ReLU -> softmax_linear (logits). Variables keep the tutorial's names
 (conv1/weights, local3/biases, ...), which are also their paths in checkpoints.
+
+Variables are float32; the forward pass can run in bfloat16 or float16 (mixed
+precision), with the logits returned in float32.
 """
+import numpy as np
 import tensorflow as tf
 
 from cifar10.data import CROPPED_SIZE, DEPTH, NUM_CLASSES
@@ -17,14 +21,44 @@ POOL_SIZE = 3
 POOL_STRIDE = 2
 FLAT_SIZE = (CROPPED_SIZE // POOL_STRIDE // POOL_STRIDE) ** 2 * 64  # 6 x 6 x 64 = 2,304
 
-# (name, weight shape, initial weight stddev, L2 weight decay, initial bias)
+FC_WEIGHT_DECAY = 0.004  # the tutorial's L2 weight decay of local3 and local4
+
+# (name, weight shape, initial weight stddev, decays (L2 weight decay applies), initial bias)
 LAYERS = (
-    ("conv1", (5, 5, DEPTH, 64), 5e-2, 0.0, 0.0),
-    ("conv2", (5, 5, 64, 64), 5e-2, 0.0, 0.1),
-    ("local3", (FLAT_SIZE, 384), 0.04, 0.004, 0.1),
-    ("local4", (384, 192), 0.04, 0.004, 0.1),
-    ("softmax_linear", (192, NUM_CLASSES), 1 / 192.0, 0.0, 0.0),
+    ("conv1", (5, 5, DEPTH, 64), 5e-2, False, 0.0),
+    ("conv2", (5, 5, 64, 64), 5e-2, False, 0.1),
+    ("local3", (FLAT_SIZE, 384), 0.04, True, 0.1),
+    ("local4", (384, 192), 0.04, True, 0.1),
+    ("softmax_linear", (192, NUM_CLASSES), 1 / 192.0, False, 0.0),
 )
+
+
+@tf.custom_gradient
+def local_response_normalization(x):
+    """LRN over the channels of x [B, H, W, C] in x's own dtype (bfloat16 too, which TF's
+    LRN kernel lacks), equal to tf.nn.local_response_normalization(x, 4, 1.0, 0.001/9,
+    0.75) up to rounding, and about three times faster with its gradient on a CPU:
+
+    y = x * d ** -0.75 with d = 1 + alpha * S(x^2), where S, the sum over the window of
+    2 x 4 + 1 channels, is one matrix product with a band matrix, and d ** -0.75 is
+    rsqrt(d) * sqrt(rsqrt(d)). The gradient is written out, since S is symmetric:
+    dx = g * d ** -0.75 - 2 * alpha * beta * x * S(g * y / d).
+    """
+    channels = x.shape[-1]
+    offsets = np.arange(channels)
+    band = tf.constant(np.abs(offsets[:, None] - offsets[None, :]) <= LRN_RADIUS, dtype=x.dtype)
+
+    def window_sum(t):
+        return tf.reshape(tf.reshape(t, [-1, channels]) @ band, tf.shape(t))
+
+    d = LRN_BIAS + LRN_ALPHA * window_sum(tf.square(x))
+    inverse_root = tf.math.rsqrt(d)
+    scale = inverse_root * tf.sqrt(inverse_root)  # d ** -0.75
+    y = x * scale
+
+    def gradient(g):
+        return g * scale - (2 * LRN_ALPHA * LRN_BETA) * x * window_sum(g * y / d)
+    return y, gradient
 
 
 class Layer(tf.Module):
@@ -32,23 +66,25 @@ class Layer(tf.Module):
 
     def __init__(self, name, shape, stddev, weight_decay, bias):
         super().__init__(name=name)
-        self.weight_decay = weight_decay
+        self.weight_decay = weight_decay  # L2 coefficient, 0 for none
         with tf.name_scope(name):
             self.weights = tf.Variable(tf.random.truncated_normal(shape, stddev=stddev), name="weights")
             self.biases = tf.Variable(tf.fill([shape[-1]], bias), name="biases")
 
 
 class Cifar10Model(tf.Module):
-    """The tutorial's network: float32 images [B, 24, 24, 3] -> logits [B, 10].
+    """The tutorial's network: float32 images [B, 24, 24, 3] -> float32 logits [B, 10].
 
-    1,068,298 parameters. Create it inside a tf.distribute strategy's scope to mirror
-    its variables across replicas.
+    1,068,298 float32 parameters. compute_dtype (float32, bfloat16 or float16) is the
+    precision of the forward pass; fc_weight_decay the L2 coefficient of local3 and
+    local4. Create it inside a tf.distribute strategy's scope to mirror its variables.
     """
 
-    def __init__(self):
+    def __init__(self, compute_dtype=tf.float32, fc_weight_decay=FC_WEIGHT_DECAY):
         super().__init__(name="cifar10")
-        for spec in LAYERS:
-            setattr(self, spec[0], Layer(*spec))
+        self.compute_dtype = tf.as_dtype(compute_dtype)
+        for name, shape, stddev, decays, bias in LAYERS:
+            setattr(self, name, Layer(name, shape, stddev, fc_weight_decay if decays else 0.0, bias))
 
     @property
     def layers(self):
@@ -56,28 +92,30 @@ class Cifar10Model(tf.Module):
         return [getattr(self, spec[0]) for spec in LAYERS]
 
     def forward(self, images):
-        """Logits float32 [B, 10] and a dict of each layer's output after its ReLU (for
-        summaries; unused outputs cost nothing in a compiled step)."""
+        """Logits float32 [B, 10] and a dict of each layer's output after its ReLU, in the
+        compute dtype (for summaries; unused outputs cost nothing in a compiled step)."""
+        dtype = self.compute_dtype
+
+        def dense(layer, x):
+            return tf.nn.bias_add(x @ tf.cast(layer.weights, dtype), tf.cast(layer.biases, dtype))
+
         def conv(layer, x):
-            return tf.nn.relu(tf.nn.conv2d(x, layer.weights, 1, "SAME") + layer.biases)
+            return tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, tf.cast(layer.weights, dtype), 1, "SAME"),
+                                             tf.cast(layer.biases, dtype)))
 
         def pool(x):
             return tf.nn.max_pool2d(x, POOL_SIZE, POOL_STRIDE, "SAME")
 
-        def lrn(x):
-            return tf.nn.local_response_normalization(x, LRN_RADIUS, LRN_BIAS, LRN_ALPHA, LRN_BETA)
-
         activations = {}
-        x = activations["conv1"] = conv(self.conv1, images)
-        x = lrn(pool(x))
+        x = activations["conv1"] = conv(self.conv1, tf.cast(images, dtype))
+        x = local_response_normalization(pool(x))
         x = activations["conv2"] = conv(self.conv2, x)
-        x = pool(lrn(x))
+        x = pool(local_response_normalization(x))
         x = tf.reshape(x, [-1, FLAT_SIZE])
-        x = activations["local3"] = tf.nn.relu(x @ self.local3.weights + self.local3.biases)
-        x = activations["local4"] = tf.nn.relu(x @ self.local4.weights + self.local4.biases)
-        logits = x @ self.softmax_linear.weights + self.softmax_linear.biases
-        activations["softmax_linear"] = logits
-        return logits, activations
+        x = activations["local3"] = tf.nn.relu(dense(self.local3, x))
+        x = activations["local4"] = tf.nn.relu(dense(self.local4, x))
+        logits = activations["softmax_linear"] = dense(self.softmax_linear, x)
+        return tf.cast(logits, tf.float32), activations
 
     def __call__(self, images):
         """Logits float32 [B, 10] for float32 images [B, 24, 24, 3]."""

@@ -17,11 +17,10 @@ import time
 import tensorflow as tf
 
 from cifar10 import data
-from cifar10.config import Cifar10Error, check_writable_dir
+from cifar10.config import RECIPES, Cifar10Error, check_writable_dir
 from cifar10.distribute import is_chief
-from cifar10.model import Cifar10Model
+from cifar10.model import FC_WEIGHT_DECAY, Cifar10Model
 
-INITIAL_LEARNING_RATE = 0.1
 LEARNING_RATE_DECAY_FACTOR = 0.1
 NUM_EPOCHS_PER_DECAY = 350.0
 MOVING_AVERAGE_DECAY = 0.9999   # of the weights; the evaluator uses the averages
@@ -29,48 +28,91 @@ LOSS_AVERAGE_DECAY = 0.9        # of the loss, for the smoothed TensorBoard curv
 CHECKPOINTS_TO_KEEP = 5
 CHECKPOINT_NAME = "model.ckpt"
 SUMMARY_IMAGES = 3
+INITIAL_LOSS_SCALE = 2.0 ** 15     # float16 only
+LOSS_SCALE_GROWTH_STEPS = 2000
 # What a collective op raises when a peer worker died or restarted.
 LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError,
                       tf.errors.DeadlineExceededError)
 
 
 class TrainState(tf.Module):
-    """What a checkpoint holds: the step, the model and its moving averages.
+    """What a checkpoint holds: the step, the model, its moving averages and the
+    optimizer's velocities (for plain SGD, the last update).
 
     The evaluator restores only `averages` (into a Cifar10Model) and `step`; every
-    trainer, with any number of replicas, writes and reads this same layout.
+    trainer, with any number of replicas and any recipe or precision, writes and reads
+    this same layout.
     """
 
-    def __init__(self):
+    def __init__(self, compute_dtype=tf.float32, fc_weight_decay=FC_WEIGHT_DECAY):
         super().__init__(name="train_state")
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-        self.model = Cifar10Model()
+        self.model = Cifar10Model(compute_dtype, fc_weight_decay)
         self.averages = Cifar10Model()
         for average, variable in zip(self.averages.trainable_variables, self.model.trainable_variables):
             average.assign(variable)
+        self.optimizer = tf.Module(name="momentum")
+        self.optimizer.velocities = [tf.Variable(tf.zeros_like(v), trainable=False, name="velocity")
+                                     for v in self.model.trainable_variables]
+        # float16 gradients need the loss scaled up so that they do not underflow.
+        self.loss_scale = tf.Variable(INITIAL_LOSS_SCALE if self.model.compute_dtype == tf.float16 else 1.0,
+                                      trainable=False, name="loss_scale")
+        self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="good_steps")
 
     def checkpoint(self):
         """A tf.train.Checkpoint of this state."""
-        return tf.train.Checkpoint(step=self.step, model=self.model, averages=self.averages)
+        return tf.train.Checkpoint(step=self.step, model=self.model, averages=self.averages,
+                                   optimizer=self.optimizer)
 
 
-def tutorial_learning_rate(steps_per_decay):
-    """The tutorial's schedule as a function of the step (int64 scalar tensor): 0.1,
-    multiplied by 0.1 every steps_per_decay steps (staircase)."""
+def compute_dtype(use_fp16):
+    """The forward pass's precision: with use_fp16, float16 on a GPU (with loss scaling)
+    or bfloat16 on a CPU; without, float32. use_fp16=None picks mixed precision where
+    the hardware computes in 16 bits natively: a GPU, or a CPU with AMX or AVX512-BF16."""
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    if use_fp16 is None:
+        use_fp16 = gpu or _cpu_has_bfloat16()
+    if not use_fp16:
+        return tf.float32
+    return tf.float16 if gpu else tf.bfloat16
+
+
+def _cpu_has_bfloat16():
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = cpuinfo.read()
+    except OSError:  # not Linux: stay with float32
+        return False
+    return any(flag in flags.split() for flag in ("amx_bf16", "avx512_bf16"))
+
+
+def learning_rate_schedule(recipe, steps_per_epoch):
+    """The recipe's learning rate as a function of the step (int64 scalar tensor), where
+    a step sees steps_per_epoch-th of the training records."""
+    if recipe.epochs is None:  # the tutorial: staircase decay by 10 every 350 epochs
+        steps_per_decay = max(1, int(steps_per_epoch * NUM_EPOCHS_PER_DECAY))
+        return lambda step: recipe.learning_rate * LEARNING_RATE_DECAY_FACTOR ** tf.cast(
+            step // steps_per_decay, tf.float32)
+    warmup = max(1.0, recipe.warmup_epochs * steps_per_epoch)
+    total = recipe.epochs * steps_per_epoch
+
     def learning_rate(step):
-        decays = tf.math.floordiv(step, steps_per_decay)
-        return INITIAL_LEARNING_RATE * LEARNING_RATE_DECAY_FACTOR ** tf.cast(decays, tf.float32)
+        step = tf.cast(step, tf.float32)
+        return recipe.learning_rate * tf.maximum(0.0, tf.minimum(step / warmup, (total - step) / (total - warmup)))
     return learning_rate
 
 
-def make_train_step(strategy, state, global_batch, learning_rate):
+def make_train_step(strategy, state, global_batch, learning_rate, recipe):
     """A compiled step: takes an iterator of (images [B, 24, 24, 3], labels [B]) batches
-    distributed by strategy, applies one SGD update and the moving averages, and returns
-    the loss of the global batch (float32 scalar: mean cross-entropy plus weight decay).
+    distributed by strategy, applies one SGD (or momentum) update of the recipe and the
+    moving averages, and returns the loss of the global batch (float32 scalar: mean
+    cross-entropy plus weight decay).
     """
     variables = state.model.trainable_variables
     averages = state.averages.trainable_variables
+    velocities = state.optimizer.velocities
     replicas = strategy.num_replicas_in_sync
+    scaling = state.model.compute_dtype == tf.float16
 
     def replica_loss_and_gradients(images, labels):
         with tf.GradientTape() as tape:
@@ -79,7 +121,12 @@ def make_train_step(strategy, state, global_batch, learning_rate):
             # Summed over replicas, these terms give the mean over the global batch plus
             # the weight decay once, whatever the number of replicas.
             loss = tf.reduce_sum(cross_entropy) / global_batch + state.model.weight_decay_loss() / replicas
-        return loss, tape.gradient(loss, variables)
+            scaled_loss = loss * state.loss_scale if scaling else loss
+        return loss, tape.gradient(scaled_loss, variables)
+
+    def apply(variable, gradient, velocity, rate):
+        velocity.assign(recipe.momentum * velocity - rate * gradient)
+        variable.assign_add(recipe.momentum * velocity - rate * gradient if recipe.nesterov else velocity)
 
     @tf.function
     def train_step(iterator):
@@ -87,8 +134,10 @@ def make_train_step(strategy, state, global_batch, learning_rate):
         losses, gradients = strategy.run(replica_loss_and_gradients, args=(images, labels))
         gradients = strategy.extended.batch_reduce_to(tf.distribute.ReduceOp.SUM, list(zip(gradients, variables)))
         rate = learning_rate(state.step)
-        for variable, gradient in zip(variables, gradients):
-            strategy.extended.update(variable, lambda v, g: v.assign_sub(rate * g), args=(gradient,))
+        if scaling:
+            gradients, rate = _unscale(state, gradients, rate)
+        for variable, gradient, velocity in zip(variables, gradients, velocities):
+            strategy.extended.update(variable, apply, args=(gradient, velocity, rate))
         state.step.assign_add(1)
         # As tf.train.ExponentialMovingAverage with num_updates=step: faster early on.
         step = tf.cast(state.step, tf.float32)
@@ -98,6 +147,19 @@ def make_train_step(strategy, state, global_batch, learning_rate):
         return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
 
     return train_step
+
+
+def _unscale(state, gradients, rate):
+    """Dynamic loss scaling, as Keras's LossScaleOptimizer: gradients divided by the scale;
+    a step whose gradients overflowed applies nothing (learning rate 0) and halves the
+    scale; LOSS_SCALE_GROWTH_STEPS good steps in a row double it."""
+    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients])
+    gradients = [tf.where(finite, g / state.loss_scale, tf.zeros_like(g)) for g in gradients]
+    grow = finite & (state.good_steps + 1 >= LOSS_SCALE_GROWTH_STEPS)
+    state.loss_scale.assign(tf.where(grow, state.loss_scale * 2, tf.where(finite, state.loss_scale,
+                                                                          state.loss_scale / 2)))
+    state.good_steps.assign(tf.where(finite & ~grow, state.good_steps + 1, 0))
+    return gradients, tf.where(finite, rate, 0.0)
 
 
 def make_summary_writer(state):
@@ -114,6 +176,7 @@ def make_summary_writer(state):
         gradients = tape.gradient(loss, variables)
         step = state.step
         for name, activation in activations.items():
+            activation = tf.cast(activation, tf.float32)
             tf.summary.histogram(f"activations/{name}", activation, step=step)
             tf.summary.scalar(f"sparsity/{name}", tf.math.zero_fraction(activation), step=step)
         for variable, gradient in zip(variables, gradients):
@@ -185,25 +248,30 @@ def train(config, strategy=None):
     # Non-chief workers must take part in every save, but into a private folder.
     write_dir = config.train_dir if chief else tempfile.mkdtemp(prefix="cifar10_worker_")
     try:
+        recipe = RECIPES[config.recipe]
+        dtype = compute_dtype(config.use_fp16)
         with strategy.scope():
-            state = TrainState()
+            state = TrainState(dtype, recipe.fc_weight_decay)
         checkpoint = state.checkpoint()
         restored = restore_latest(checkpoint, config.train_dir)
         manager = tf.train.CheckpointManager(checkpoint, write_dir, max_to_keep=CHECKPOINTS_TO_KEEP,
                                              checkpoint_name=CHECKPOINT_NAME)
         steps_per_epoch = num_records / global_batch
-        learning_rate = tutorial_learning_rate(max(1, int(steps_per_epoch * NUM_EPOCHS_PER_DECAY)))
+        learning_rate = learning_rate_schedule(recipe, steps_per_epoch)
+        last_step = config.max_steps if recipe.epochs is None else \
+            min(config.max_steps, math.ceil(recipe.epochs * steps_per_epoch))
+        train_step = make_train_step(strategy, state, global_batch, learning_rate, recipe)
         dataset = strategy.distribute_datasets_from_function(
             lambda context: data.training_dataset(filenames, config.batch_size, context))
         writer = tf.summary.create_file_writer(write_dir) if chief else tf.summary.create_noop_writer()
         step = int(state.step.numpy())
-        print(f"{_now()}: {'resuming from ' + restored if restored else 'starting'} at step {step}; "
-              f"{num_records} training records, {replicas} replica(s) of batch {config.batch_size}, "
-              f"{steps_per_epoch:.1f} steps an epoch; "
+        print(f"{_now()}: {'resuming from ' + restored if restored else 'starting'} at step {step} of "
+              f"{last_step} ({config.recipe} recipe, {dtype.name} compute); {num_records} training records, "
+              f"{replicas} replica(s) of batch {config.batch_size}, {steps_per_epoch:.1f} steps an epoch; "
               f"{'writing to ' + config.train_dir if chief else 'the chief writes checkpoints'}", flush=True)
         with writer.as_default(), _StopRequests() as stop:
             try:
-                step = _loop(config, strategy, state, manager, dataset, learning_rate, global_batch,
+                step = _loop(config, strategy, state, manager, dataset, train_step, learning_rate, last_step,
                              chief, stop)
             except LOST_WORKER_ERRORS as e:
                 if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
@@ -220,14 +288,14 @@ def train(config, strategy=None):
             shutil.rmtree(write_dir, ignore_errors=True)
 
 
-def _loop(config, strategy, state, manager, dataset, learning_rate, global_batch, chief, stop):
+def _loop(config, strategy, state, manager, dataset, train_step, learning_rate, last_step, chief, stop):
     multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-    train_step = make_train_step(strategy, state, global_batch, learning_rate)
+    replicas = strategy.num_replicas_in_sync
+    global_batch = config.batch_size * replicas
     write_summaries = make_summary_writer(state)
     weights_finite = tf.function(lambda: tf.reduce_all(
         [tf.reduce_all(tf.math.is_finite(v)) for v in state.model.trainable_variables]))
     agree = _make_agreement(strategy) if multi_worker else (lambda flags: flags)
-    replicas = strategy.num_replicas_in_sync
     loss_average = None
     iterator = iter(dataset)
     step = int(state.step.numpy())
@@ -240,7 +308,7 @@ def _loop(config, strategy, state, manager, dataset, learning_rate, global_batch
         manager.save(checkpoint_number=at_step)
         last_save_time = time.monotonic()
 
-    while step < config.max_steps:
+    while step < last_step:
         loss = train_step(iterator)
         step += 1
         if chief and config.save_summaries_steps and step % config.save_summaries_steps == 0:
@@ -270,7 +338,7 @@ def _loop(config, strategy, state, manager, dataset, learning_rate, global_batch
         else:
             stop_wanted = time_due = False
         steps_due = config.save_checkpoint_steps and step % config.save_checkpoint_steps == 0
-        if stop_wanted or time_due or steps_due or step == config.max_steps:
+        if stop_wanted or time_due or steps_due or step == last_step:
             save(step)
         if stop_wanted:
             print(f"{_now()}: stopped by {stop.requested or 'another worker'} at step {step}; "

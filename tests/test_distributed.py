@@ -18,6 +18,7 @@ import cifar10_eval
 import cifar10_multi_gpu_train
 import cifar10_train
 from cifar10 import distribute
+from cifar10.config import RECIPES
 from cifar10.trainer import TrainState, make_train_step
 from conftest import REPO
 
@@ -39,7 +40,7 @@ def one_step(strategy, initial_weights, images, labels, global_batch):
     for variable, value in zip(state.model.trainable_variables, initial_weights):
         variable.assign(value)
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(global_batch)
-    train_step = make_train_step(strategy, state, global_batch, lambda step: tf.constant(0.1))
+    train_step = make_train_step(strategy, state, global_batch, lambda step: 0.1, RECIPES["tutorial"])
     loss = train_step(iter(strategy.experimental_distribute_dataset(dataset)))
     return float(loss), [v.numpy() for v in state.model.trainable_variables]
 

@@ -100,7 +100,7 @@ def test_a_diverging_loss_stops_with_an_error_and_keeps_the_last_good_checkpoint
     capsys.readouterr()
 
     # A learning rate that blows the weights up at once.
-    monkeypatch.setattr(trainer, "tutorial_learning_rate", lambda steps_per_decay: lambda step: tf.constant(1e30))
+    monkeypatch.setattr(trainer, "learning_rate_schedule", lambda recipe, steps_per_epoch: lambda step: 1e30)
     status = cifar10_train.main(train_flags(stripe_data, train_dir, "--max_steps=40", "--log_frequency=5",
                                             "--save_checkpoint_steps=2"))
     err = capsys.readouterr().err

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from cifar10.model import Cifar10Model, inference, loss
+from cifar10.model import Cifar10Model, inference, local_response_normalization, loss
 
 TUTORIAL_VARIABLES = {
     "conv1/weights:0": (5, 5, 3, 64), "conv1/biases:0": (64,),
@@ -45,3 +45,41 @@ def test_loss_is_cross_entropy_plus_weight_decay():
     labels = tf.constant([0, 1, 2, 3])
     decay = 0.004 * (np.sum(model.local3.weights.numpy() ** 2) + np.sum(model.local4.weights.numpy() ** 2)) / 2
     np.testing.assert_allclose(float(loss(logits, labels, model)), math.log(10) + decay, rtol=1e-5)
+
+
+def test_fast_lrn_agrees_with_tensorflow_lrn_in_float32_forward_and_backward():
+    x = tf.random.stateless_normal([4, 12, 12, 64], seed=[1, 2]) * 4
+    weights = tf.random.stateless_normal(x.shape, seed=[3, 4])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours = local_response_normalization(x)
+        reference = tf.nn.local_response_normalization(x, 4, bias=1.0, alpha=0.001 / 9.0, beta=0.75)
+        ours_sum, reference_sum = tf.reduce_sum(ours * weights), tf.reduce_sum(reference * weights)
+    np.testing.assert_allclose(ours.numpy(), reference.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(tape.gradient(ours_sum, x).numpy(), tape.gradient(reference_sum, x).numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_fast_lrn_runs_in_bfloat16():
+    x = tf.random.stateless_normal([2, 6, 6, 64], seed=[5, 6]) * 4
+    out = local_response_normalization(tf.cast(x, tf.bfloat16))
+    assert out.dtype == tf.bfloat16
+    reference = tf.nn.local_response_normalization(x, 4, bias=1.0, alpha=0.001 / 9.0, beta=0.75)
+    np.testing.assert_allclose(tf.cast(out, tf.float32).numpy(), reference.numpy(), rtol=2e-2, atol=2e-2)
+
+
+def test_mixed_precision_keeps_float32_variables_and_logits():
+    model = Cifar10Model(compute_dtype=tf.bfloat16)
+    reference = Cifar10Model()
+    for ours, theirs in zip(model.trainable_variables, reference.trainable_variables):
+        ours.assign(theirs)
+    images = tf.random.stateless_normal([8, 24, 24, 3], seed=[7, 8])
+    logits = model(images)
+    assert logits.dtype == tf.float32
+    assert all(v.dtype == tf.float32 for v in model.trainable_variables)
+    np.testing.assert_allclose(logits.numpy(), reference(images).numpy(), atol=0.05)
+
+
+def test_the_weight_decay_of_the_fully_connected_layers_is_configurable():
+    model = Cifar10Model(fc_weight_decay=0.001)
+    assert [layer.weight_decay for layer in model.layers] == [0.0, 0.0, 0.001, 0.001, 0.0]

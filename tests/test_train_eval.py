@@ -8,6 +8,7 @@ import tensorflow as tf
 
 import cifar10_eval
 import cifar10_train
+from cifar10.config import RECIPES
 from conftest import write_stripe_data
 
 STEP_LINE = re.compile(r"^\S+ \S+: step (\d+), loss = ([\d.]+) \(([\d.]+) examples/sec; ([\d.]+) sec/batch\)$", re.M)
@@ -90,3 +91,20 @@ def test_checkpoints_are_saved_every_n_steps_and_at_the_end(capsys, stripe_data,
           "--save_checkpoint_secs=0")
     state = tf.train.get_checkpoint_state(str(train_dir))
     assert [p.rsplit("-", 1)[1] for p in state.all_model_checkpoint_paths] == ["10", "20", "25"]
+
+
+def test_the_fast_recipe_in_mixed_precision_runs_its_epochs_and_learns(capsys, stripe_data, tmp_path):
+    train_dir = tmp_path / "train"
+    out = train(capsys, stripe_data, train_dir, "--recipe=fast", "--use_fp16", "--batch_size=50",
+                "--log_frequency=100", "--save_summaries_steps=0")
+    # 500 records, 10 steps an epoch.
+    last = int(RECIPES["fast"].epochs * 10)
+    assert f"at step 0 of {last} (fast recipe, bfloat16 compute)" in out
+    assert [int(s) for s, *_ in STEP_LINE.findall(out)][-1] == last
+    precision, eval_out = evaluate(capsys, stripe_data, train_dir, tmp_path, "--num_examples=200")
+    assert precision >= 0.9, eval_out
+
+    # The float32 trainer resumes the mixed-precision checkpoint: one format.
+    out = train(capsys, stripe_data, train_dir, f"--max_steps={last + 10}", "--batch_size=50", "--log_frequency=5",
+                "--use_fp16=false")
+    assert f"model.ckpt-{last} at step {last} of {last + 10} (tutorial recipe, float32 compute)" in out

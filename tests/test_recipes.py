@@ -1,0 +1,73 @@
+"""Recipes (schedules and momentum), mixed precision and float16 loss scaling."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cifar10 import trainer
+from cifar10.config import RECIPES, Recipe
+
+
+def rates(recipe, steps_per_epoch, steps):
+    schedule = trainer.learning_rate_schedule(recipe, steps_per_epoch)
+    return [float(schedule(tf.constant(step, tf.int64))) for step in steps]
+
+
+def test_the_tutorial_schedule_divides_by_ten_every_350_epochs():
+    # 10 steps an epoch: a decay every 3,500 steps, whatever the number of replicas.
+    assert rates(RECIPES["tutorial"], 10, [0, 3499, 3500, 7000]) == pytest.approx([0.1, 0.1, 0.01, 0.001])
+
+
+def test_a_recipe_warms_up_then_decays_linearly_to_zero():
+    recipe = Recipe(epochs=10, learning_rate=0.03, warmup_epochs=2)
+    got = rates(recipe, 100, [0, 100, 200, 600, 1000, 1200])
+    assert got == pytest.approx([0.0, 0.015, 0.03, 0.015, 0.0, 0.0])
+
+
+def test_nesterov_momentum_update():
+    recipe = Recipe(epochs=1, learning_rate=0.1, momentum=0.9, nesterov=True)
+    state = trainer.TrainState()
+    before = [v.numpy() for v in state.model.trainable_variables]
+    images = tf.random.stateless_normal([16, 24, 24, 3], seed=[1, 1])
+    labels = tf.range(16) % 10
+    dataset = tf.data.Dataset.from_tensors((images, labels)).repeat()
+    step = trainer.make_train_step(tf.distribute.get_strategy(), state, 16, lambda s: 0.1, recipe)
+    iterator = iter(dataset)
+
+    with tf.GradientTape() as tape:
+        logits = state.model(images)
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)) + \
+            state.model.weight_decay_loss()
+    gradients = [g.numpy() for g in tape.gradient(loss, state.model.trainable_variables)]
+    step(iterator)
+
+    for b, g, v, velocity in zip(before, gradients, state.model.trainable_variables, state.optimizer.velocities):
+        np.testing.assert_allclose(velocity.numpy(), -0.1 * g, rtol=1e-4, atol=1e-7)
+        np.testing.assert_allclose(v.numpy(), b + 0.9 * (-0.1 * g) - 0.1 * g, rtol=1e-4, atol=1e-7)
+
+
+def test_float16_loss_scaling_skips_overflowing_steps_and_adapts_the_scale():
+    state = trainer.TrainState(compute_dtype=tf.float16)
+    assert float(state.loss_scale) == trainer.INITIAL_LOSS_SCALE
+    good = [tf.fill([2], 4.0)]
+    gradients, rate = trainer._unscale(state, good, tf.constant(0.1))
+    np.testing.assert_allclose(gradients[0].numpy(), 4.0 / trainer.INITIAL_LOSS_SCALE)
+    assert float(rate) == pytest.approx(0.1) and int(state.good_steps) == 1
+
+    gradients, rate = trainer._unscale(state, [tf.constant([np.inf, 1.0])], tf.constant(0.1))
+    assert float(rate) == 0.0 and np.all(gradients[0].numpy() == 0)
+    assert float(state.loss_scale) == trainer.INITIAL_LOSS_SCALE / 2 and int(state.good_steps) == 0
+
+    state.good_steps.assign(trainer.LOSS_SCALE_GROWTH_STEPS - 1)
+    trainer._unscale(state, good, tf.constant(0.1))
+    assert float(state.loss_scale) == trainer.INITIAL_LOSS_SCALE and int(state.good_steps) == 0
+
+
+def test_use_fp16_means_bfloat16_on_a_cpu_and_is_the_default_where_it_is_fast(monkeypatch):
+    assert trainer.compute_dtype(False) == tf.float32
+    if tf.config.list_physical_devices("GPU"):
+        assert trainer.compute_dtype(True) == trainer.compute_dtype(None) == tf.float16
+        return
+    assert trainer.compute_dtype(True) == tf.bfloat16
+    for native in (True, False):
+        monkeypatch.setattr(trainer, "_cpu_has_bfloat16", lambda: native)
+        assert trainer.compute_dtype(None) == (tf.bfloat16 if native else tf.float32)
