@@ -149,13 +149,13 @@ def main():
     fastest = min(step_seconds.values())
     print(f"\nCIFAR-10 benchmark: batch {args.batch_size}, {'data in ' + args.data_dir if args.data_dir else 'random records'}, "
           f"{args.windows} windows of {args.window_steps} steps, medians\n")
-    print(f"{'what':44s} {'examples/sec':>13s} {'sec/batch':>10s} {'vs ' + baseline:>34s}")
+    print(f"{'what':50s} {'examples/sec':>13s} {'sec/batch':>10s} {'vs ' + baseline:>34s}")
     for name, seconds in step_seconds.items():
         rate = args.batch_size / seconds
-        print(f"{'training: ' + name:44s} {rate:13.1f} {seconds:10.4f} {rate / keras_rate:33.2f}x")
-    print(f"{'input pipeline alone':44s} {pipeline:13.1f} {'':10s} "
+        print(f"{'training: ' + name:50s} {rate:13.1f} {seconds:10.4f} {rate / keras_rate:33.2f}x")
+    print(f"{'input pipeline alone':50s} {pipeline:13.1f} {'':10s} "
           f"{pipeline * fastest / args.batch_size:9.1f}x the fastest step")
-    print(f"{f'evaluation, {eval_images} images':44s} {eval_images / eval_seconds:13.1f} {'':10s} "
+    print(f"{f'evaluation, {eval_images} images':50s} {eval_images / eval_seconds:13.1f} {'':10s} "
           f"{eval_seconds:9.2f} s a pass")
 
 
