@@ -20,7 +20,8 @@ class Recipe:
 
     epochs None is the tutorial's open-ended schedule (until --max_steps): learning_rate,
     divided by 10 every 350 epochs. Otherwise learning_rate is the peak, reached by a
-    linear warm-up over warmup_epochs and followed by a linear decay to 0 at epochs.
+    linear warm-up over warmup_epochs (but at least 300 steps) and followed by a linear
+    decay to 0 at epochs.
     """
     epochs: float = None
     learning_rate: float = 0.1

@@ -8,7 +8,6 @@ gradient of the mean loss over the global batch (batch_size x replicas examples)
 """
 import datetime
 import math
-import os
 import shutil
 import signal
 import tempfile
@@ -23,6 +22,7 @@ from cifar10.model import FC_WEIGHT_DECAY, Cifar10Model
 
 LEARNING_RATE_DECAY_FACTOR = 0.1
 NUM_EPOCHS_PER_DECAY = 350.0
+MIN_WARMUP_STEPS = 300
 MOVING_AVERAGE_DECAY = 0.9999   # of the weights; the evaluator uses the averages
 LOSS_AVERAGE_DECAY = 0.9        # of the loss, for the smoothed TensorBoard curve
 CHECKPOINTS_TO_KEEP = 5
@@ -93,8 +93,9 @@ def learning_rate_schedule(recipe, steps_per_epoch):
         steps_per_decay = max(1, int(steps_per_epoch * NUM_EPOCHS_PER_DECAY))
         return lambda step: recipe.learning_rate * LEARNING_RATE_DECAY_FACTOR ** tf.cast(
             step // steps_per_decay, tf.float32)
-    warmup = max(1.0, recipe.warmup_epochs * steps_per_epoch)
     total = recipe.epochs * steps_per_epoch
+    # Early steps are what the warm-up tames, so it lasts some steps even on small data.
+    warmup = min(max(recipe.warmup_epochs * steps_per_epoch, MIN_WARMUP_STEPS), total / 2)
 
     def learning_rate(step):
         step = tf.cast(step, tf.float32)

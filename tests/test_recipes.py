@@ -19,8 +19,13 @@ def test_the_tutorial_schedule_divides_by_ten_every_350_epochs():
 
 def test_a_recipe_warms_up_then_decays_linearly_to_zero():
     recipe = Recipe(epochs=10, learning_rate=0.03, warmup_epochs=2)
-    got = rates(recipe, 100, [0, 100, 200, 600, 1000, 1200])
+    got = rates(recipe, 200, [0, 200, 400, 1200, 2000, 2400])
     assert got == pytest.approx([0.0, 0.015, 0.03, 0.015, 0.0, 0.0])
+
+
+def test_the_warm_up_lasts_at_least_300_steps_on_small_data():
+    recipe = Recipe(epochs=100, learning_rate=0.03, warmup_epochs=2)
+    assert rates(recipe, 10, [150, 300, 650]) == pytest.approx([0.015, 0.03, 0.015])
 
 
 def test_nesterov_momentum_update():
