@@ -16,7 +16,7 @@ from cifar10.data import CROPPED_SIZE, DEPTH, NUM_CLASSES
 LRN_RADIUS = 4
 LRN_BIAS = 1.0
 LRN_ALPHA = 0.001 / 9.0
-LRN_BETA = 0.75
+LRN_BETA = 0.75  # local_response_normalization's rsqrt(d) * sqrt(rsqrt(d)) is d ** -0.75
 POOL_SIZE = 3
 POOL_STRIDE = 2
 FLAT_SIZE = (CROPPED_SIZE // POOL_STRIDE // POOL_STRIDE) ** 2 * 64  # 6 x 6 x 64 = 2,304
@@ -106,11 +106,17 @@ class Cifar10Model(tf.Module):
         def pool(x):
             return tf.nn.max_pool2d(x, POOL_SIZE, POOL_STRIDE, "SAME")
 
+        def lrn(x):
+            if dtype != tf.float16:
+                return local_response_normalization(x)
+            # A window's sum of squares can exceed float16's range (65,504).
+            return tf.cast(local_response_normalization(tf.cast(x, tf.float32)), dtype)
+
         activations = {}
         x = activations["conv1"] = conv(self.conv1, tf.cast(images, dtype))
-        x = local_response_normalization(pool(x))
+        x = lrn(pool(x))
         x = activations["conv2"] = conv(self.conv2, x)
-        x = pool(local_response_normalization(x))
+        x = pool(lrn(x))
         x = tf.reshape(x, [-1, FLAT_SIZE])
         x = activations["local3"] = tf.nn.relu(dense(self.local3, x))
         x = activations["local4"] = tf.nn.relu(dense(self.local4, x))

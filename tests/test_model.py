@@ -83,3 +83,10 @@ def test_mixed_precision_keeps_float32_variables_and_logits():
 def test_the_weight_decay_of_the_fully_connected_layers_is_configurable():
     model = Cifar10Model(fc_weight_decay=0.001)
     assert [layer.weight_decay for layer in model.layers] == [0.0, 0.0, 0.001, 0.001, 0.0]
+
+
+def test_float16_compute_keeps_lrn_within_range():
+    model = Cifar10Model(compute_dtype=tf.float16)
+    large = tf.random.stateless_normal([2, 24, 24, 3], seed=[9, 9]) * 300  # activations far past 256
+    logits = model(large)
+    assert logits.dtype == tf.float32 and np.all(np.isfinite(logits.numpy()))
