@@ -31,7 +31,11 @@ def build_parser():
     cli.add_bool_flag(parser, "run_once", "Evaluate the latest checkpoint once and exit.")
     parser.add_argument("--data_dir", default=defaults.data_dir, help="Folder of the CIFAR-10 data.")
     parser.add_argument("--batch_size", type=int, default=defaults.batch_size,
-                        help="Images per evaluation batch (does not change the result).")
+                        help="Images the model sees at once, views included (does not change the result).")
+    parser.add_argument("--views", type=int, default=defaults.views, choices=config.EVAL_VIEW_COUNTS,
+                        help="Views of each image to average predictions over: 1, the central 24x24 crop "
+                             "(the tutorial's); 2, it and its mirror image; 10, the central and four corner "
+                             "crops and their mirror images (cuda-convnet's multi-view test).")
     parser.add_argument("--data_url", default=defaults.data_url,
                         help="Where to download the archive from when --data_dir lacks it (a mirror).")
     cli.add_verbose_flag(parser)
@@ -43,7 +47,7 @@ def config_from(args):
     return config.EvalConfig(
         data_dir=args.data_dir, eval_dir=args.eval_dir, checkpoint_dir=args.checkpoint_dir,
         eval_data=args.eval_data, eval_interval_secs=args.eval_interval_secs, num_examples=args.num_examples,
-        run_once=args.run_once, batch_size=args.batch_size, data_url=args.data_url)
+        run_once=args.run_once, batch_size=args.batch_size, data_url=args.data_url, views=args.views)
 
 
 def main(argv=None):

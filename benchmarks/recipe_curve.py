@@ -6,7 +6,8 @@ Runs cifar10_train.py (in a fresh --train_dir) as it is, copies each checkpoint 
 writes (every --save_checkpoint_secs) aside, and when training ends evaluates every
 copy on test_batch.bin, so that the evaluations take nothing from the training run.
 Prints, and writes to <train_dir>/curve.tsv, minutes since the trainer started,
-step, epoch and precision @ 1. Extra flags go to cifar10_train.py.
+step, epoch and precision @ 1 of the central crop (cifar10_eval.py's default) and of
+10 views (--views=10). Extra flags go to cifar10_train.py.
 """
 import argparse
 import os
@@ -68,13 +69,15 @@ def main():
     steps_per_epoch = float(header.group(1))
 
     filenames = data.data_files(args.data_dir, "test")
-    dataset = data.evaluation_dataset(filenames, 1000, data.count_records(filenames))
+    count = data.count_records(filenames)
+    datasets = [data.evaluation_dataset(filenames, 1000 // views, count, views) for views in (1, 10)]
     model = Cifar10Model()
     predict = evaluator.make_predict(model)
-    rows = ["minutes\tstep\tepoch\tprecision_at_1"]
+    rows = ["minutes\tstep\tepoch\tprecision_at_1\tprecision_at_1_10_views"]
     for path, minutes in sorted(copied.values(), key=lambda item: item[1]):
-        result = evaluator.evaluate_checkpoint(path, dataset, model, predict)
-        rows.append(f"{minutes:.1f}\t{result.step}\t{result.step / steps_per_epoch:.1f}\t{result.precision:.4f}")
+        one, ten = (evaluator.evaluate_checkpoint(path, dataset, model, predict) for dataset in datasets)
+        rows.append(f"{minutes:.1f}\t{one.step}\t{one.step / steps_per_epoch:.1f}\t{one.precision:.4f}\t"
+                    f"{ten.precision:.4f}")
         print(rows[-1], flush=True)
     with open(os.path.join(args.train_dir, "curve.tsv"), "w") as out:
         out.write("\n".join(rows) + "\n")

@@ -12,11 +12,15 @@ DEFAULT_TRAIN_DIR = "/tmp/cifar10_train"
 DEFAULT_EVAL_DIR = "/tmp/cifar10_eval"
 DEFAULT_EXPORT_DIR = "/tmp/cifar10_model"
 DATA_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
+# Views of each image that evaluation can average over: the central crop; it and its
+# mirror image; or, as cuda-convnet's multi-view test, the central and four corner
+# crops, each also mirrored.
+EVAL_VIEW_COUNTS = (1, 2, 10)
 
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    """How to train: the optimizer, the learning-rate schedule and the weight decay.
+    """How to train: the optimizer, the learning-rate schedule and the regularization.
 
     epochs None is the tutorial's open-ended schedule (until --max_steps): learning_rate,
     divided by 10 every 350 epochs. Otherwise learning_rate is the peak, reached by a
@@ -29,6 +33,9 @@ class Recipe:
     nesterov: bool = False
     warmup_epochs: float = 0.0
     fc_weight_decay: float = 0.004  # L2 coefficient of local3 and local4
+    conv_weight_decay: float = 0.0  # L2 coefficient of conv1 and conv2
+    label_smoothing: float = 0.0    # weight of the uniform distribution in the targets
+    cutout: int = 0                 # side in pixels of a square blanked in each training image
 
 
 RECIPES = {
@@ -36,9 +43,10 @@ RECIPES = {
     # Tuned for time to accuracy on this network (see README.md, "Speed").
     "fast": Recipe(epochs=110, learning_rate=0.03, momentum=0.9, nesterov=True, warmup_epochs=2,
                    fc_weight_decay=0.001),
-    # Longer, with the tutorial's weight decay against the over-fitting that ends "fast".
+    # Longer, regularized against the over-fitting that ends "fast": the tutorial's weight
+    # decay on local3 and local4, weight decay on the convolutions, label smoothing, cutout.
     "long": Recipe(epochs=300, learning_rate=0.03, momentum=0.9, nesterov=True, warmup_epochs=2,
-                   fc_weight_decay=0.004),
+                   fc_weight_decay=0.004, conv_weight_decay=0.001, label_smoothing=0.1, cutout=8),
 }
 
 
@@ -106,6 +114,9 @@ class EvalConfig:
 
     eval_data is 'test' (test_batch.bin) or 'train_eval' (the training files).
     num_examples: how many examples of that set to evaluate, from its start.
+    views: 1 (the central crop, the tutorial's), 2 (and its mirror image) or 10 (the
+    central and four corner crops, each also mirrored): predictions are averaged over them.
+    batch_size: images the model sees at once, views included.
     """
     data_dir: str = DEFAULT_DATA_DIR
     eval_dir: str = DEFAULT_EVAL_DIR
@@ -116,8 +127,10 @@ class EvalConfig:
     run_once: bool = False
     batch_size: int = 1000
     data_url: str = DATA_URL
+    views: int = 1
 
     def __post_init__(self):
+        _require(self.views in EVAL_VIEW_COUNTS, f"--views={self.views}: use one of {EVAL_VIEW_COUNTS}.")
         _require(self.eval_data in ("test", "train_eval"),
                  f"--eval_data={self.eval_data}: use 'test' or 'train_eval'.")
         _require(self.num_examples >= 1, f"--num_examples={self.num_examples}: it must be at least 1.")

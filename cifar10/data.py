@@ -21,7 +21,7 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
-from cifar10.config import DATA_URL, Cifar10Error, check_writable_dir
+from cifar10.config import DATA_URL, EVAL_VIEW_COUNTS, Cifar10Error, check_writable_dir
 
 ARCHIVE_NAME = "cifar-10-binary.tar.gz"
 ARCHIVE_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
@@ -203,12 +203,14 @@ def read_records(filenames):
     return records.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def distort_images(images):
+def distort_images(images, cutout=0):
     """Training augmentation of a batch: uint8 [B, 32, 32, 3] -> float32 [B, 24, 24, 3].
 
     Per image: a random 24x24 crop, a random left-right flip, a random brightness
     shift in [-63, 63), a random contrast factor in [0.2, 1.8), then per-image
-    standardization (zero mean, unit variance), as the original tutorial.
+    standardization (zero mean, unit variance), as the original tutorial. With
+    cutout > 0, a cutout x cutout square at a random centre (clipped at the borders) is
+    then set to 0, the image's mean (DeVries and Taylor, 2017).
     """
     batch = tf.shape(images)[0]
     corners = tf.random.uniform([batch, 2], 0, IMAGE_SIZE - CROPPED_SIZE + 1, dtype=tf.int32)
@@ -222,20 +224,27 @@ def distort_images(images):
     channel_means = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
     contrast = tf.random.uniform([batch, 1, 1, 1], *CONTRAST_RANGE)
     images = (images - channel_means) * contrast + channel_means
-    return tf.image.per_image_standardization(images)
+    images = tf.image.per_image_standardization(images)
+    if cutout:
+        starts = tf.random.uniform([batch, 2], 0, CROPPED_SIZE, dtype=tf.int32) - cutout // 2
+        positions = tf.range(CROPPED_SIZE)
+        rows = (positions >= starts[:, :1]) & (positions < starts[:, :1] + cutout)  # [B, 24]
+        cols = (positions >= starts[:, 1:]) & (positions < starts[:, 1:] + cutout)
+        square = rows[:, :, None, None] & cols[:, None, :, None]                    # [B, 24, 24, 1]
+        images = tf.where(square, 0.0, images)
+    return images
 
 
 def crop_and_standardize(images):
     """Evaluation preprocessing of a batch: uint8 [B, 32, 32, 3] -> float32 [B, 24, 24, 3],
     the central 24x24 crop, per-image standardized."""
-    margin = (IMAGE_SIZE - CROPPED_SIZE) // 2
-    images = images[:, margin:margin + CROPPED_SIZE, margin:margin + CROPPED_SIZE, :]
-    return tf.image.per_image_standardization(tf.cast(images, tf.float32))
+    return evaluation_views(images, 1)[:, 0]
 
 
-def training_dataset(filenames, batch_size, input_context=None):
+def training_dataset(filenames, batch_size, input_context=None, cutout=0):
     """Endless shuffled, augmented batches from checked files: (float32 [B, 24, 24, 3],
-    int32 [B]). With an input_context (tf.distribute), reads this pipeline's shard."""
+    int32 [B]), with distort_images's cutout. With an input_context (tf.distribute),
+    reads this pipeline's shard."""
     records = read_records(filenames)
     if input_context is not None and input_context.num_input_pipelines > 1:
         records = records.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
@@ -246,19 +255,38 @@ def training_dataset(filenames, batch_size, input_context=None):
             .shuffle(buffer, reshuffle_each_iteration=True)
             .repeat()
             .batch(batch_size, drop_remainder=True)
-            .map(lambda images, labels: (distort_images(images), labels),
+            .map(lambda images, labels: (distort_images(images, cutout), labels),
                  num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))
 
 
-def evaluation_dataset(filenames, batch_size, num_examples):
+def evaluation_views(images, views):
+    """The views of a batch that evaluation averages its predictions over: uint8
+    [B, 32, 32, 3] -> float32 [B, views, 24, 24, 3], each per-image standardized. views
+    (one of EVAL_VIEW_COUNTS): 1, the central crop; 2, it and its mirror image; 10, the
+    central and the four corner crops, and the mirror image of each."""
+    if views not in EVAL_VIEW_COUNTS:
+        raise ValueError(f"views={views}: use one of {EVAL_VIEW_COUNTS}")
+    margin, far = (IMAGE_SIZE - CROPPED_SIZE) // 2, IMAGE_SIZE - CROPPED_SIZE
+    corners = [(margin, margin)] + ([(0, 0), (0, far), (far, 0), (far, far)] if views == 10 else [])
+    crops = [images[:, row:row + CROPPED_SIZE, col:col + CROPPED_SIZE, :] for row, col in corners]
+    if views > 1:
+        crops = [view for crop in crops for view in (crop, tf.reverse(crop, axis=[2]))]
+    return tf.image.per_image_standardization(tf.cast(tf.stack(crops, axis=1), tf.float32))
+
+
+def evaluation_dataset(filenames, batch_size, num_examples, views=1):
     """The first num_examples records of checked files, each once, in file order, in
-    batches of batch_size (the last one smaller): (float32 [B, 24, 24, 3], int32 [B])."""
+    batches of batch_size (the last one smaller): (float32 [B, 24, 24, 3], int32 [B]),
+    or with views > 1 (see evaluation_views), (float32 [B, views, 24, 24, 3], int32 [B])."""
+    def preprocess(images, labels):
+        if views == 1:
+            return crop_and_standardize(images), labels
+        return evaluation_views(images, views), labels
     return (read_records(filenames)
             .take(num_examples)
             .batch(batch_size)
-            .map(lambda images, labels: (crop_and_standardize(images), labels),
-                 num_parallel_calls=tf.data.AUTOTUNE)
+            .map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))
 
 

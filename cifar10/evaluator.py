@@ -60,8 +60,17 @@ def restore_averages(model, checkpoint_path):
 
 
 def make_predict(model):
-    """A compiled function: float32 images [B, 24, 24, 3] -> predicted classes int32 [B]."""
-    return tf.function(lambda images: tf.argmax(model(images), axis=1, output_type=tf.int32))
+    """A compiled function: float32 images [B, 24, 24, 3] -> predicted classes int32 [B];
+    or views of each image [B, V, 24, 24, 3] -> the class of the highest mean softmax
+    probability over the V views."""
+    @tf.function
+    def predict(images):
+        if images.shape.rank == 4:
+            return tf.argmax(model(images), axis=1, output_type=tf.int32)
+        views = tf.reshape(images, [-1, *images.shape[2:]])
+        probabilities = tf.reshape(tf.nn.softmax(model(views)), [tf.shape(images)[0], -1, data.NUM_CLASSES])
+        return tf.argmax(tf.reduce_mean(probabilities, axis=1), axis=1, output_type=tf.int32)
+    return predict
 
 
 def evaluate_checkpoint(checkpoint_path, dataset, model, predict):
@@ -84,7 +93,9 @@ def evaluate(config):
         raise Cifar10Error(f"--num_examples={config.num_examples}, but --eval_data={config.eval_data} has only "
                            f"{available} records in {', '.join(filenames)}. Pass --num_examples={available} "
                            "or fewer.")
-    dataset = data.evaluation_dataset(filenames, config.batch_size, config.num_examples)
+    # batch_size counts the images the model sees at once, views included.
+    records_per_batch = max(1, config.batch_size // config.views)
+    dataset = data.evaluation_dataset(filenames, records_per_batch, config.num_examples, config.views)
     model = Cifar10Model()
     predict = make_predict(model)
     check_writable_dir(config.eval_dir, "--eval_dir")
@@ -108,7 +119,7 @@ def evaluate(config):
                                            f"{config.checkpoint_dir}, but it cannot be read. Run the "
                                            "trainer again to write a new one.") from e
                     continue  # a newer checkpoint has replaced it: look again at once
-                report(result, writer)
+                report(result, writer, config.views)
                 if config.run_once:
                     return result
             time.sleep(config.eval_interval_secs)
@@ -127,15 +138,17 @@ def latest_checkpoint(checkpoint_dir):
     return latest
 
 
-def report(result, writer):
+def report(result, writer, views=1):
     """Print precision @ 1, each class's precision and the confusion matrix; write precision
-    @ 1 and the confusion matrix as an image to TensorBoard at the checkpoint's step."""
+    @ 1 and the confusion matrix as an image to TensorBoard at the checkpoint's step.
+    views: how many views of each image the predictions averaged (named when not 1)."""
+    of_views = "" if views == 1 else f", {views} views"
     print(f"{datetime.datetime.now()}: precision @ 1 = {result.precision:.3f} "
-          f"({result.correct}/{result.count} at step {result.step})", flush=True)
+          f"({result.correct}/{result.count} at step {result.step}{of_views})", flush=True)
     print(format_class_precisions(result), flush=True)
     print(format_confusion(result.confusion), flush=True)
     with writer.as_default():
-        tf.summary.scalar("precision @ 1", result.precision, step=result.step)
+        tf.summary.scalar("precision @ 1" + of_views, result.precision, step=result.step)
         tf.summary.image("confusion_matrix", confusion_image(result.confusion), step=result.step)
     writer.flush()
 

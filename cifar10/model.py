@@ -23,13 +23,14 @@ FLAT_SIZE = (CROPPED_SIZE // POOL_STRIDE // POOL_STRIDE) ** 2 * 64  # 6 x 6 x 64
 
 FC_WEIGHT_DECAY = 0.004  # the tutorial's L2 weight decay of local3 and local4
 
-# (name, weight shape, initial weight stddev, decays (L2 weight decay applies), initial bias)
+# (name, weight shape, initial weight stddev, weight decay group, initial bias); the
+# tutorial decays only the "fc" group; the softmax layer is in none.
 LAYERS = (
-    ("conv1", (5, 5, DEPTH, 64), 5e-2, False, 0.0),
-    ("conv2", (5, 5, 64, 64), 5e-2, False, 0.1),
-    ("local3", (FLAT_SIZE, 384), 0.04, True, 0.1),
-    ("local4", (384, 192), 0.04, True, 0.1),
-    ("softmax_linear", (192, NUM_CLASSES), 1 / 192.0, False, 0.0),
+    ("conv1", (5, 5, DEPTH, 64), 5e-2, "conv", 0.0),
+    ("conv2", (5, 5, 64, 64), 5e-2, "conv", 0.1),
+    ("local3", (FLAT_SIZE, 384), 0.04, "fc", 0.1),
+    ("local4", (384, 192), 0.04, "fc", 0.1),
+    ("softmax_linear", (192, NUM_CLASSES), 1 / 192.0, None, 0.0),
 )
 
 
@@ -77,14 +78,16 @@ class Cifar10Model(tf.Module):
 
     1,068,298 float32 parameters. compute_dtype (float32, bfloat16 or float16) is the
     precision of the forward pass; fc_weight_decay the L2 coefficient of local3 and
-    local4. Create it inside a tf.distribute strategy's scope to mirror its variables.
+    local4, conv_weight_decay that of conv1 and conv2. Create it inside a tf.distribute
+    strategy's scope to mirror its variables.
     """
 
-    def __init__(self, compute_dtype=tf.float32, fc_weight_decay=FC_WEIGHT_DECAY):
+    def __init__(self, compute_dtype=tf.float32, fc_weight_decay=FC_WEIGHT_DECAY, conv_weight_decay=0.0):
         super().__init__(name="cifar10")
         self.compute_dtype = tf.as_dtype(compute_dtype)
-        for name, shape, stddev, decays, bias in LAYERS:
-            setattr(self, name, Layer(name, shape, stddev, fc_weight_decay if decays else 0.0, bias))
+        decay = {"conv": conv_weight_decay, "fc": fc_weight_decay, None: 0.0}
+        for name, shape, stddev, group, bias in LAYERS:
+            setattr(self, name, Layer(name, shape, stddev, decay[group], bias))
 
     @property
     def layers(self):
@@ -130,7 +133,7 @@ class Cifar10Model(tf.Module):
     def weight_decay_loss(self):
         """The L2 weight decay terms: sum over layers of decay * sum(weights^2) / 2."""
         return tf.add_n([layer.weight_decay * tf.nn.l2_loss(layer.weights)
-                         for layer in self.layers if layer.weight_decay])
+                         for layer in self.layers if layer.weight_decay] or [tf.constant(0.0)])
 
 
 def inference(images, model):

@@ -44,10 +44,10 @@ class TrainState(tf.Module):
     this same layout.
     """
 
-    def __init__(self, compute_dtype=tf.float32, fc_weight_decay=FC_WEIGHT_DECAY):
+    def __init__(self, compute_dtype=tf.float32, fc_weight_decay=FC_WEIGHT_DECAY, conv_weight_decay=0.0):
         super().__init__(name="train_state")
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-        self.model = Cifar10Model(compute_dtype, fc_weight_decay)
+        self.model = Cifar10Model(compute_dtype, fc_weight_decay, conv_weight_decay)
         self.averages = Cifar10Model()
         for average, variable in zip(self.averages.trainable_variables, self.model.trainable_variables):
             average.assign(variable)
@@ -118,7 +118,7 @@ def make_train_step(strategy, state, global_batch, learning_rate, recipe):
     def replica_loss_and_gradients(images, labels):
         with tf.GradientTape() as tape:
             logits = state.model(images)
-            cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+            cross_entropy = smoothed_cross_entropy(labels, logits, recipe.label_smoothing)
             # Summed over replicas, these terms give the mean over the global batch plus
             # the weight decay once, whatever the number of replicas.
             loss = tf.reduce_sum(cross_entropy) / global_batch + state.model.weight_decay_loss() / replicas
@@ -148,6 +148,16 @@ def make_train_step(strategy, state, global_batch, learning_rate, recipe):
         return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
 
     return train_step
+
+
+def smoothed_cross_entropy(labels, logits, label_smoothing):
+    """Per-example cross-entropy [B] of logits [B, 10] against int labels [B], the target
+    putting label_smoothing of its mass evenly on all classes."""
+    if not label_smoothing:
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    classes = logits.shape[-1]
+    targets = tf.one_hot(labels, classes) * (1.0 - label_smoothing) + label_smoothing / classes
+    return tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits)
 
 
 def _unscale(state, gradients, rate):
@@ -252,7 +262,7 @@ def train(config, strategy=None):
         recipe = RECIPES[config.recipe]
         dtype = compute_dtype(config.use_fp16)
         with strategy.scope():
-            state = TrainState(dtype, recipe.fc_weight_decay)
+            state = TrainState(dtype, recipe.fc_weight_decay, recipe.conv_weight_decay)
         checkpoint = state.checkpoint()
         restored = restore_latest(checkpoint, config.train_dir)
         manager = tf.train.CheckpointManager(checkpoint, write_dir, max_to_keep=CHECKPOINTS_TO_KEEP,
@@ -263,7 +273,7 @@ def train(config, strategy=None):
             min(config.max_steps, math.ceil(recipe.epochs * steps_per_epoch))
         train_step = make_train_step(strategy, state, global_batch, learning_rate, recipe)
         dataset = strategy.distribute_datasets_from_function(
-            lambda context: data.training_dataset(filenames, config.batch_size, context))
+            lambda context: data.training_dataset(filenames, config.batch_size, context, recipe.cutout))
         writer = tf.summary.create_file_writer(write_dir) if chief else tf.summary.create_noop_writer()
         step = int(state.step.numpy())
         print(f"{_now()}: {'resuming from ' + restored if restored else 'starting'} at step {step} of "

@@ -59,6 +59,23 @@ def test_distortion_crops_flips_and_varies_per_image():
     assert len(windows) > 20  # many different crops and flips
 
 
+def test_cutout_blanks_one_square_per_image_clipped_at_the_borders():
+    rng = np.random.default_rng(4)
+    images = rng.integers(1, 256, size=[300, 32, 32, 3], dtype=np.uint8)
+    out = data.distort_images(tf.constant(images), cutout=8).numpy()
+    sides = set()
+    for image in out:
+        blank = np.all(image == 0, axis=-1)
+        rows, cols = np.flatnonzero(blank.any(axis=1)), np.flatnonzero(blank.any(axis=0))
+        # One solid rectangle: a whole 8x8 square, or its part inside the 24x24 image.
+        assert blank.sum() == rows.size * cols.size
+        assert np.all(np.diff(rows) == 1) and np.all(np.diff(cols) == 1)
+        assert 4 <= rows.size <= 8 and 4 <= cols.size <= 8
+        sides.update([rows.size, cols.size])
+    assert sides == {4, 5, 6, 7, 8}
+    assert not np.any(np.all(data.distort_images(tf.constant(images)).numpy() == 0, axis=-1))
+
+
 def test_evaluation_images_are_the_standardized_central_crop():
     rng = np.random.default_rng(3)
     images = rng.integers(0, 256, size=[5, 32, 32, 3], dtype=np.uint8)
@@ -67,6 +84,25 @@ def test_evaluation_images_are_the_standardized_central_crop():
     mean = crop.mean(axis=(1, 2, 3), keepdims=True)
     std = np.maximum(crop.std(axis=(1, 2, 3), keepdims=True), 1 / np.sqrt(24 * 24 * 3))
     np.testing.assert_allclose(out, (crop - mean) / std, atol=1e-4)
+
+
+def test_evaluation_views_are_the_central_and_corner_crops_and_their_mirror_images():
+    rng = np.random.default_rng(5)
+    images = rng.integers(0, 256, size=[3, 32, 32, 3], dtype=np.uint8)
+
+    def standardized(crops):
+        crops = crops.astype(np.float64)
+        mean = crops.mean(axis=(1, 2, 3), keepdims=True)
+        return (crops - mean) / np.maximum(crops.std(axis=(1, 2, 3), keepdims=True), 1 / np.sqrt(24 * 24 * 3))
+
+    ten = data.evaluation_views(tf.constant(images), 10).numpy()
+    assert ten.shape == (3, 10, 24, 24, 3)
+    for i, (row, col) in enumerate([(4, 4), (0, 0), (0, 8), (8, 0), (8, 8)]):
+        crops = images[:, row:row + 24, col:col + 24]
+        np.testing.assert_allclose(ten[:, 2 * i], standardized(crops), atol=1e-4)
+        np.testing.assert_allclose(ten[:, 2 * i + 1], standardized(crops[:, :, ::-1]), atol=1e-4)
+    np.testing.assert_array_equal(data.evaluation_views(tf.constant(images), 2).numpy(), ten[:, :2])
+    np.testing.assert_array_equal(data.crop_and_standardize(tf.constant(images)).numpy(), ten[:, 0])
 
 
 def test_evaluation_dataset_yields_each_record_once_in_order(tmp_path):

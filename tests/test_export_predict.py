@@ -226,3 +226,13 @@ def test_the_report_has_true_classes_in_rows_and_a_row_normalized_heat_map(tmp_p
     brightness = heat_map.reshape(data.NUM_CLASSES, cell, data.NUM_CLASSES, cell, 3).mean(axis=(1, 3, 4))
     row_normalized = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
     np.testing.assert_allclose(brightness, row_normalized, atol=2 / 255)
+
+
+def test_multi_view_prediction_takes_the_class_of_the_highest_mean_probability():
+    # A stand-in model whose logits pick the class written in a view's first pixel.
+    predict = evaluator.make_predict(lambda views: 5.0 * tf.one_hot(tf.cast(views[:, 0, 0, 0], tf.int32), 10))
+    views = np.zeros([2, 3, 24, 24, 3], np.float32)
+    views[0, :, 0, 0, 0] = [2, 2, 7]  # two views of three say 2
+    views[1, :, 0, 0, 0] = [1, 9, 9]
+    np.testing.assert_array_equal(predict(tf.constant(views)).numpy(), [2, 9])
+    np.testing.assert_array_equal(predict(tf.constant(views[:, 2])).numpy(), [7, 9])  # a single view each

@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from cifar10.model import Cifar10Model, inference, local_response_normalization, loss
@@ -80,9 +81,15 @@ def test_mixed_precision_keeps_float32_variables_and_logits():
     np.testing.assert_allclose(logits.numpy(), reference(images).numpy(), atol=0.05)
 
 
-def test_the_weight_decay_of_the_fully_connected_layers_is_configurable():
+def test_the_weight_decay_of_the_fully_connected_and_conv_layers_is_configurable():
     model = Cifar10Model(fc_weight_decay=0.001)
     assert [layer.weight_decay for layer in model.layers] == [0.0, 0.0, 0.001, 0.001, 0.0]
+    model = Cifar10Model(fc_weight_decay=0.001, conv_weight_decay=0.002)
+    assert [layer.weight_decay for layer in model.layers] == [0.002, 0.002, 0.001, 0.001, 0.0]
+    expected = sum(decay * np.sum(layer.weights.numpy() ** 2) / 2
+                   for decay, layer in zip([0.002, 0.002, 0.001, 0.001], model.layers))
+    assert float(model.weight_decay_loss()) == pytest.approx(expected, rel=1e-5)
+    assert float(Cifar10Model(fc_weight_decay=0.0).weight_decay_loss()) == 0.0
 
 
 def test_float16_compute_keeps_lrn_within_range():
@@ -90,3 +97,4 @@ def test_float16_compute_keeps_lrn_within_range():
     large = tf.random.stateless_normal([2, 24, 24, 3], seed=[9, 9]) * 300  # activations far past 256
     logits = model(large)
     assert logits.dtype == tf.float32 and np.all(np.isfinite(logits.numpy()))
+

@@ -50,6 +50,17 @@ def test_nesterov_momentum_update():
         np.testing.assert_allclose(v.numpy(), b + 0.9 * (-0.1 * g) - 0.1 * g, rtol=1e-4, atol=1e-7)
 
 
+def test_label_smoothing_moves_part_of_the_target_to_every_class():
+    logits = tf.random.stateless_normal([6, 10], seed=[3, 4])
+    labels = tf.constant([0, 1, 2, 3, 9, 9])
+    plain = trainer.smoothed_cross_entropy(labels, logits, 0.0).numpy()
+    np.testing.assert_allclose(plain, tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits).numpy())
+    log_p = tf.nn.log_softmax(logits).numpy()
+    # 0.1 of the target spread evenly: the label gets 0.91, every other class 0.01.
+    expected = -(0.9 * log_p[np.arange(6), labels.numpy()] + 0.01 * log_p.sum(axis=1))
+    np.testing.assert_allclose(trainer.smoothed_cross_entropy(labels, logits, 0.1).numpy(), expected, rtol=1e-5)
+
+
 def test_float16_loss_scaling_skips_overflowing_steps_and_adapts_the_scale():
     state = trainer.TrainState(compute_dtype=tf.float16)
     assert float(state.loss_scale) == trainer.INITIAL_LOSS_SCALE

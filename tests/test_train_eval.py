@@ -46,6 +46,8 @@ def test_300_steps_learn_stripes_and_the_evaluator_reaches_high_precision(capsys
     precision, eval_out = evaluate(capsys, learnable_data, train_dir, tmp_path, "--num_examples=500")
     assert precision >= 0.90, eval_out
     assert "(500/500 at step 300)" in eval_out  # every test example counted once
+    precision, eval_out = evaluate(capsys, learnable_data, train_dir, tmp_path, "--num_examples=500", "--views=10")
+    assert precision >= 0.90 and "(500/500 at step 300, 10 views)" in eval_out, eval_out
 
     tags = set()
     for events in glob.glob(str(train_dir / "events.out.tfevents.*")):
