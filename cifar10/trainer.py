@@ -14,6 +14,7 @@ import tempfile
 import time
 
 import tensorflow as tf
+from tensorboard.plugins.histogram import metadata as histogram_metadata
 
 from cifar10 import data
 from cifar10.config import RECIPES, Cifar10Error, check_writable_dir
@@ -28,6 +29,7 @@ LOSS_AVERAGE_DECAY = 0.9        # of the loss, for the smoothed TensorBoard curv
 CHECKPOINTS_TO_KEEP = 5
 CHECKPOINT_NAME = "model.ckpt"
 SUMMARY_IMAGES = 3
+HISTOGRAM_BUCKETS = 30  # as tf.summary.histogram
 INITIAL_LOSS_SCALE = 2.0 ** 15     # float16 only
 LOSS_SCALE_GROWTH_STEPS = 2000
 # What a collective op raises when a peer worker died or restarted.
@@ -188,17 +190,31 @@ def make_summary_writer(state):
         step = state.step
         for name, activation in activations.items():
             activation = tf.cast(activation, tf.float32)
-            tf.summary.histogram(f"activations/{name}", activation, step=step)
+            _histogram(f"activations/{name}", activation, step)
             tf.summary.scalar(f"sparsity/{name}", tf.math.zero_fraction(activation), step=step)
         for variable, gradient in zip(variables, gradients):
             name = variable.name.split(":")[0]
-            tf.summary.histogram(f"weights/{name}", variable, step=step)
-            tf.summary.histogram(f"gradients/{name}", gradient, step=step)
+            _histogram(f"weights/{name}", variable, step)
+            _histogram(f"gradients/{name}", gradient, step)
         shown = images[:SUMMARY_IMAGES]
         low = tf.reduce_min(shown, axis=[1, 2, 3], keepdims=True)
         high = tf.reduce_max(shown, axis=[1, 2, 3], keepdims=True)
         tf.summary.image("images", (shown - low) / (high - low + 1e-6), step=step, max_outputs=SUMMARY_IMAGES)
     return write_summaries
+
+
+def _histogram(tag, values, step):
+    """Write tf.summary.histogram's summary of values (HISTOGRAM_BUCKETS equal buckets
+    from the least to the greatest value), counted in one pass: TensorBoard's own op
+    builds a values x buckets one-hot matrix, and took 0.55 s a summary for this model,
+    15% of the training time at one summary every 100 steps."""
+    values = tf.reshape(tf.cast(values, tf.float64), [-1])
+    low, high = tf.reduce_min(values), tf.reduce_max(values)
+    high = tf.where(high > low, high, low + 1.0)  # all values equal: one bucket holds them
+    counts = tf.histogram_fixed_width(values, tf.stack([low, high]), nbins=HISTOGRAM_BUCKETS)
+    edges = tf.linspace(low, high, HISTOGRAM_BUCKETS + 1)
+    buckets = tf.stack([edges[:-1], edges[1:], tf.cast(counts, tf.float64)], axis=1)
+    tf.summary.write(tag, buckets, step=step, metadata=histogram_metadata.create_summary_metadata(None, None))
 
 
 def restore_latest(checkpoint, train_dir):

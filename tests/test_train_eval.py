@@ -8,6 +8,7 @@ import tensorflow as tf
 
 import cifar10_eval
 import cifar10_train
+from cifar10 import trainer
 from cifar10.config import RECIPES
 from conftest import write_stripe_data
 
@@ -110,3 +111,24 @@ def test_the_fast_recipe_in_mixed_precision_runs_its_epochs_and_learns(capsys, s
     out = train(capsys, stripe_data, train_dir, f"--max_steps={last + 10}", "--batch_size=50", "--log_frequency=5",
                 "--use_fp16=false")
     assert f"model.ckpt-{last} at step {last} of {last + 10} (tutorial recipe, float32 compute)" in out
+
+
+def test_histogram_summaries_count_every_value_into_tensorboards_buckets(tmp_path):
+    values = np.random.default_rng(6).normal(size=[50, 7]).astype(np.float32)
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    with writer.as_default():
+        trainer._histogram("weights/example", tf.constant(values), tf.constant(3, tf.int64))
+        trainer._histogram("weights/constant", tf.fill([4], 2.5), tf.constant(3, tf.int64))
+    writer.flush()
+    written = {}
+    for events in glob.glob(str(tmp_path / "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(events):
+            for value in event.summary.value:
+                assert value.metadata.plugin_data.plugin_name == "histograms" and event.step == 3
+                written[value.tag] = tf.make_ndarray(value.tensor)
+    counts, edges = np.histogram(values, bins=trainer.HISTOGRAM_BUCKETS)
+    buckets = written["weights/example"]
+    np.testing.assert_allclose(buckets[:, 0], edges[:-1], rtol=1e-6)
+    np.testing.assert_allclose(buckets[:, 1], edges[1:], rtol=1e-6)
+    np.testing.assert_array_equal(buckets[:, 2], counts)
+    assert written["weights/constant"][:, 2].sum() == 4 and written["weights/constant"][0, 0] == 2.5
