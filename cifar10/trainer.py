@@ -175,15 +175,15 @@ def _unscale(state, gradients, rate):
     return gradients, tf.where(finite, rate, 0.0)
 
 
-def make_summary_writer(state):
-    """A compiled function writing histograms of activations, weights and gradients,
-    activation sparsity and a few input images for one local batch, at the current step,
-    to the default summary writer."""
+def make_summary_writer(state, label_smoothing=0.0):
+    """A compiled function writing histograms of activations, weights and gradients (of
+    the training loss, with the recipe's label_smoothing), activation sparsity and a few
+    input images for one local batch, at the current step, to the default summary writer."""
     @tf.function
     def write_summaries(images, labels):
         with tf.GradientTape() as tape:
             logits, activations = state.model.forward(images)
-            cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+            cross_entropy = smoothed_cross_entropy(labels, logits, label_smoothing)
             loss = tf.reduce_mean(cross_entropy) + state.model.weight_decay_loss()
         variables = state.model.trainable_variables
         gradients = tape.gradient(loss, variables)
@@ -319,7 +319,7 @@ def _loop(config, strategy, state, manager, dataset, train_step, learning_rate, 
     multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     replicas = strategy.num_replicas_in_sync
     global_batch = config.batch_size * replicas
-    write_summaries = make_summary_writer(state)
+    write_summaries = make_summary_writer(state, RECIPES[config.recipe].label_smoothing)
     weights_finite = tf.function(lambda: tf.reduce_all(
         [tf.reduce_all(tf.math.is_finite(v)) for v in state.model.trainable_variables]))
     agree = _make_agreement(strategy) if multi_worker else (lambda flags: flags)
