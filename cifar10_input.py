@@ -1,6 +1,7 @@
 """The CIFAR-10 reader, as the original tutorial's cifar10_input module, and a data check.
 
-    import cifar10_input                      # read_records, distorted_inputs, inputs, ...
+    import cifar10_input                       # read_records, distorted_inputs, inputs, ...
+    cifar10_input.inputs(True, data_dir, 128)  # the test set: the original's bool works
     python cifar10_input.py --data_dir=/tmp/cifar10_data
 
 As a command it downloads and extracts the data unless it is there, checks every batch

@@ -5,9 +5,10 @@
 
 prints one line per file, e.g. `cat.png: cat 0.812, dog 0.101, frog 0.040`. --model is
 the --export_dir of cifar10_export.py (its highest version is used) or one version
-folder; --checkpoint_dir uses the latest checkpoint's moving averages directly. JPEG
-and PNG files of any size are resized to 32x32. Files that cannot be labelled are
-named on stderr, and the exit status is then 1.
+folder; --checkpoint_dir uses the latest checkpoint's moving averages directly. JPEG,
+PNG, GIF and BMP files of up to 4096x4096 pixels (16.8 million; see cifar10/export.py)
+are resized to 32x32; a larger image is refused before decoding. Files that cannot be
+labelled are named on stderr, and the exit status is then 1.
 """
 import argparse
 import os
@@ -30,7 +31,8 @@ def build_parser():
                         help="Without --model: the folder of the checkpoints (the trainer's --train_dir); "
                              f"default {config.DEFAULT_TRAIN_DIR}.")
     parser.add_argument("--top_k", type=int, default=DEFAULT_TOP_K, help="How many classes to print per file.")
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG or PNG files, of any size.")
+    parser.add_argument("images", nargs="+", metavar="IMAGE",
+                        help="JPEG, PNG, GIF or BMP files of up to 4096x4096 pixels.")
     cli.add_verbose_flag(parser)
     return parser
 

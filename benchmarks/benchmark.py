@@ -55,7 +55,7 @@ class OurTrainer:
         strategy = tf.distribute.get_strategy()
         self.state = trainer.TrainState(dtype, recipe.fc_weight_decay)
         records = data.count_records(filenames)
-        schedule = trainer.learning_rate_schedule(recipe, records / batch_size)
+        schedule = trainer.learning_rate_schedule(recipe, records, batch_size)
         self.step = trainer.make_train_step(strategy, self.state, batch_size, schedule, recipe)
         self.dataset = strategy.distribute_datasets_from_function(
             lambda context: data.training_dataset(filenames, batch_size, context))
@@ -65,11 +65,11 @@ class OurTrainer:
         # other trainers ran would otherwise come for free.
         iterator = iter(self.dataset)
         for _ in range(SKIPPED_STEPS):
-            loss = self.step(iterator)
+            loss, _, _ = self.step(iterator)
         float(loss)
         start = time.perf_counter()
         for _ in range(steps):
-            loss = self.step(iterator)
+            loss, _, _ = self.step(iterator)
         float(loss)  # waits for the last step
         return (time.perf_counter() - start) / steps
 

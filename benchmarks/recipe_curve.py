@@ -2,7 +2,7 @@
 
     python -m benchmarks.recipe_curve --data_dir=/tmp/cifar10_data --recipe=fast
 
-Runs cifar10_train.py (in a fresh --train_dir) as it is, copies each checkpoint it
+Runs cifar10_train.py (in --train_dir, which must be new or empty) as it is, copies each checkpoint it
 writes (every --save_checkpoint_secs) aside, and when training ends evaluates every
 copy on test_batch.bin, so that the evaluations take nothing from the training run.
 Prints, and writes to <train_dir>/curve.tsv, minutes since the trainer started,
@@ -43,12 +43,16 @@ def snapshot_new_checkpoints(train_dir, keep_dir, started, copied):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", required=True)
-    parser.add_argument("--train_dir", default="/tmp/cifar10_curve")
+    parser.add_argument("--train_dir", default="/tmp/cifar10_curve", help="A new or empty folder.")
     parser.add_argument("--recipe", default="fast")
     parser.add_argument("--save_checkpoint_secs", type=float, default=120)
     args, trainer_flags = parser.parse_known_args()
 
-    shutil.rmtree(args.train_dir, ignore_errors=True)
+    if os.path.isdir(args.train_dir) and os.listdir(args.train_dir):
+        # Never deletes what it did not write: the curve needs a run of its own from step 0.
+        print(f"error: --train_dir={args.train_dir} is not empty. Pass a new or empty folder for this curve's "
+              "run; nothing was changed.", file=sys.stderr)
+        return 1
     keep_dir = os.path.join(args.train_dir, "curve_checkpoints")
     os.makedirs(keep_dir)
     command = [sys.executable, os.path.join(REPO, "cifar10_train.py"), f"--data_dir={args.data_dir}",
@@ -81,7 +85,8 @@ def main():
         print(rows[-1], flush=True)
     with open(os.path.join(args.train_dir, "curve.tsv"), "w") as out:
         out.write("\n".join(rows) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -3,10 +3,12 @@
 The flags themselves are defined in the scripts, when they run, never at import time.
 """
 import argparse
+import contextlib
+import signal
 import sys
 import traceback
 
-from cifar10.config import Cifar10Error
+from cifar10.config import Cifar10Error, SignalExit
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -29,17 +31,42 @@ def add_verbose_flag(parser):
     add_bool_flag(parser, "verbose", "On an error, also print the Python traceback.")
 
 
-def run(main, args):
-    """Call main(args); a Cifar10Error becomes one paragraph on stderr and exit status 1.
-    Returns the process exit status."""
+def _raise_signal_exit(signum, frame):
+    raise SignalExit(signum)
+
+
+@contextlib.contextmanager
+def sigterm_raises():
+    """Within it, SIGTERM raises SignalExit in the main thread, as SIGINT raises
+    KeyboardInterrupt, so that partial downloads, extractions and exports are removed
+    by their own clean-up code before the program exits."""
     try:
-        main(args)
+        previous = signal.signal(signal.SIGTERM, _raise_signal_exit)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run(main, args):
+    """Call main(args) and return the process exit status: 0 when it returns; 1 for a
+    Cifar10Error, printed as one paragraph on stderr; 128 + N after signal N (130 for
+    Ctrl-C, 143 for SIGTERM)."""
+    try:
+        with sigterm_raises():
+            main(args)
     except Cifar10Error as e:
         if args.verbose:
             traceback.print_exc()
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        print("interrupted by SIGINT", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except SignalExit as e:
+        print(str(e) or f"stopped by {signal.Signals(e.signum).name}", file=sys.stderr)
+        return 128 + e.signum
     return 0

@@ -58,6 +58,17 @@ class Cifar10Error(Exception):
     """
 
 
+class SignalExit(BaseException):
+    """The program was asked to stop by signal signum (SIGINT or SIGTERM); the entry points
+    exit with status 128 + signum, as a shell reports a process ended by that signal, so
+    that job controllers see the run as unfinished. A BaseException, as KeyboardInterrupt,
+    so that no `except Exception` swallows it and every `finally` cleans up on the way."""
+
+    def __init__(self, signum, message=""):
+        super().__init__(message)
+        self.signum = signum
+
+
 def check_writable_dir(path, flag):
     """Create folder path if needed and make sure files can be written in it; raises
     Cifar10Error naming the flag otherwise (as root, permissions alone do not stop us)."""
@@ -68,6 +79,21 @@ def check_writable_dir(path, flag):
     except OSError as e:
         raise Cifar10Error(f"Cannot write to {flag}={path}: {e.strerror}. Pass a folder you can write to, "
                            "or fix its permissions.") from e
+
+
+# TensorFlow's checkpoint functions read these in a path as a file-name pattern
+# (TensorFlow issue 34290): a folder named with them never finds its own checkpoints.
+GLOB_CHARACTERS = "*?[\\"
+
+
+def check_folder_flag(path, flag):
+    """Raise Cifar10Error if path, the value of flag, holds a glob character."""
+    found = [c for c in GLOB_CHARACTERS if c in path]
+    if found:
+        raise Cifar10Error(f"{flag}={path} contains {' and '.join(repr(c) for c in found)}, which TensorFlow reads "
+                           "as a file-name pattern when it looks for checkpoints (TensorFlow issue 34290): "
+                           "checkpoints there would never be found again. Pass a folder whose path has none of "
+                           f"{' '.join(GLOB_CHARACTERS)}.")
 
 
 def _require(condition, message):
@@ -106,6 +132,7 @@ class TrainConfig:
                  f"--save_checkpoint_steps={self.save_checkpoint_steps}: use 0 to turn it off, or a positive number.")
         _require(self.recipe in RECIPES, f"--recipe={self.recipe}: use one of {', '.join(RECIPES)}.")
         _require(self.save_summaries_steps >= 0, f"save_summaries_steps={self.save_summaries_steps}: it must be 0 (off) or more.")
+        check_folder_flag(self.train_dir, "--train_dir")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +140,7 @@ class EvalConfig:
     """Everything an evaluation needs; cifar10_eval.py's flags map onto these fields.
 
     eval_data is 'test' (test_batch.bin) or 'train_eval' (the training files).
-    num_examples: how many examples of that set to evaluate, from its start.
+    num_examples: how many examples of that set to evaluate, from its start; None, all.
     views: 1 (the central crop, the tutorial's), 2 (and its mirror image) or 10 (the
     central and four corner crops, each also mirrored): predictions are averaged over them.
     batch_size: images the model sees at once, views included.
@@ -123,7 +150,7 @@ class EvalConfig:
     checkpoint_dir: str = DEFAULT_TRAIN_DIR
     eval_data: str = "test"
     eval_interval_secs: float = 300.0
-    num_examples: int = 10_000
+    num_examples: int = None
     run_once: bool = False
     batch_size: int = 1000
     data_url: str = DATA_URL
@@ -133,7 +160,12 @@ class EvalConfig:
         _require(self.views in EVAL_VIEW_COUNTS, f"--views={self.views}: use one of {EVAL_VIEW_COUNTS}.")
         _require(self.eval_data in ("test", "train_eval"),
                  f"--eval_data={self.eval_data}: use 'test' or 'train_eval'.")
-        _require(self.num_examples >= 1, f"--num_examples={self.num_examples}: it must be at least 1.")
+        _require(self.num_examples is None or self.num_examples >= 1,
+                 f"--num_examples={self.num_examples}: it must be at least 1 (leave it out for the whole set).")
         _require(self.batch_size >= 1, f"--batch_size={self.batch_size}: it must be at least 1.")
-        _require(self.eval_interval_secs >= 0,
-                 f"--eval_interval_secs={self.eval_interval_secs}: it must be 0 or more.")
+        # 0 would poll the folder without pause; inf cannot be slept.
+        _require(0 < self.eval_interval_secs < float("inf"),
+                 f"--eval_interval_secs={self.eval_interval_secs}: it must be a positive number of seconds "
+                 "(use --run_once to evaluate once).")
+        check_folder_flag(self.checkpoint_dir, "--checkpoint_dir")
+        check_folder_flag(self.eval_dir, "--eval_dir")

@@ -3,11 +3,14 @@
 The binary version holds fixed-length records of 3,073 bytes: one label byte (0-9),
 then the 32x32 red plane, the green plane and the blue plane, each row-major.
 Training reads data_batch_1..5.bin, evaluation test_batch.bin. Record counts always
-come from the file sizes, so any number of records per file works.
+come from the file sizes, so any number of records per file works, up to the official
+10,000 a file when they come from an archive.
 
 Images leave the reader as uint8 [32, 32, 3] and are decoded once, kept in memory as
 uint8 and augmented a whole batch at a time in the graph: no Python runs per example.
 """
+import errno
+import gzip
 import hashlib
 import http.client
 import os
@@ -28,8 +31,14 @@ ARCHIVE_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
 BATCHES_DIR = "cifar-10-batches-bin"
 TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
 TEST_FILE = "test_batch.bin"
+EVAL_SETS = {"test": (TEST_FILE,), "train_eval": TRAIN_FILES}  # --eval_data's names
 # Everything the official archive holds besides the batches; nothing else is extracted.
 OTHER_ARCHIVE_FILES = ("batches.meta.txt", "readme.html")
+ARCHIVE_BYTES = 170_052_171          # the official archive's size
+RECORDS_PER_FILE = 10_000            # records in each batch file of the official archive
+MAX_OTHER_FILE_BYTES = 1 << 20       # bound on batches.meta.txt and readme.html (officially < 100 bytes)
+# A full disk or quota: told apart from other I/O errors, because the fix is the user's.
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 IMAGE_SIZE = 32          # pixels, height and width of a stored image
 CROPPED_SIZE = 24        # pixels, height and width of what the model sees
@@ -40,6 +49,9 @@ RECORD_BYTES = LABEL_BYTES + IMAGE_BYTES  # 3,073
 NUM_CLASSES = 10
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
                "dog", "frog", "horse", "ship", "truck")
+
+MAX_FILE_BYTES = RECORDS_PER_FILE * RECORD_BYTES  # 30,730,000: bound on an extracted batch file
+EXTRACTED_BYTES = (len(TRAIN_FILES) + 1) * MAX_FILE_BYTES
 
 MAX_BRIGHTNESS_DELTA = 63.0          # pixel values, added to a whole image
 CONTRAST_RANGE = (0.2, 1.8)          # factor applied around each channel's mean
@@ -70,13 +82,19 @@ def maybe_download_and_extract(data_dir, url=DATA_URL, expected_md5=ARCHIVE_MD5)
 
 def download(url, path, expected_md5):
     """Download url to path, printing progress; path appears only once complete and
-    matching expected_md5 (hex). Raises Cifar10Error naming the URL on any failure."""
+    matching expected_md5 (hex). Raises Cifar10Error naming the URL on any failure; no
+    partial file is left behind, also when a signal stops the program."""
     folder, name = os.path.split(path)
     hand_placed = (f"If this machine cannot reach it, download {ARCHIVE_NAME} elsewhere and "
                    f"put it in {folder or '.'}: it is then extracted without downloading.")
+    try:
+        request = urllib.request.Request(url)
+    except ValueError as e:  # no scheme: urllib's "unknown url type"
+        raise Cifar10Error(f"--data_url={url} is not a URL: pass one that starts with https://, http:// or "
+                           f"file://. {hand_placed}") from e
     fd, partial = tempfile.mkstemp(dir=folder or ".", prefix=f".{name}.", suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0)
             md5 = hashlib.md5()
             received = 0
@@ -98,6 +116,8 @@ def download(url, path, expected_md5):
         os.replace(partial, path)
         print(f"Successfully downloaded {name} {received} bytes.")
     except (OSError, http.client.HTTPException) as e:  # URLError is an OSError
+        if getattr(e, "errno", None) in DISK_FULL_ERRNOS:
+            raise disk_full_error(folder, f"download {url}", e) from e
         reason = getattr(e, "reason", None) or e.strerror or e
         raise Cifar10Error(f"Could not download {url}: {reason}. {hand_placed}") from e
     finally:
@@ -105,45 +125,81 @@ def download(url, path, expected_md5):
             os.remove(partial)
 
 
+def disk_full_error(folder, what, error):
+    """The Cifar10Error for an OSError from DISK_FULL_ERRNOS while doing what in folder."""
+    return Cifar10Error(f"Could not {what}: {error.strerror} in {folder or '.'}; no partial file was left "
+                        f"behind. The data needs about {(ARCHIVE_BYTES + EXTRACTED_BYTES) / 1e6:.0f} MB there (the "
+                        f"archive and the extracted files): free some space, or pass another --data_dir.")
+
+
+def member_limit(name):
+    """The most bytes archive member name (one the official archive holds) may have."""
+    return MAX_OTHER_FILE_BYTES if os.path.basename(name) in OTHER_ARCHIVE_FILES else MAX_FILE_BYTES
+
+
 def extract(archive, data_dir):
     """Extract the CIFAR-10 members of archive into data_dir/cifar-10-batches-bin/.
 
-    Only the official member names are accepted (no other paths, links or devices), and
-    the folder appears under its final name only when complete.
+    Only the official member names are accepted (no other paths, links or devices), each
+    at most the size it has in the official layout, and the whole gzip stream is read, so
+    that its CRC-32 catches damaged bytes. The folder appears under its final name only
+    when complete and checked, with the mode the umask gives a new folder.
     """
     allowed = {f"{BATCHES_DIR}/{f}" for f in TRAIN_FILES + (TEST_FILE,) + OTHER_ARCHIVE_FILES}
     required = {f"{BATCHES_DIR}/{f}" for f in TRAIN_FILES + (TEST_FILE,)}
     fix = (f"Delete {archive} and run again to download it, or put a complete copy of the "
            f"official {ARCHIVE_NAME} there.")
-    staging = tempfile.mkdtemp(dir=data_dir, prefix=".extract-")
+    staging = None
     try:
+        staging = tempfile.mkdtemp(dir=data_dir, prefix=".extract-")
+        # Extracted one level down: mkdtemp's folder is private (0700), os.mkdir's gets the
+        # umask's mode, so that other users of a shared --data_dir can read it.
+        extracted = os.path.join(staging, BATCHES_DIR)
+        os.mkdir(extracted)
         found = set()
-        with tarfile.open(archive, "r:gz") as tar:
-            for member in tar:
-                name = member.name.rstrip("/")
-                if member.isdir() and name == BATCHES_DIR:
-                    continue
-                if name not in allowed or not member.isfile():
-                    raise Cifar10Error(f"{archive} holds {member.name!r}, which is not part of the "
-                                       f"CIFAR-10 binary archive; nothing was extracted. {fix}")
-                with tar.extractfile(member) as src, open(os.path.join(staging, os.path.basename(name)), "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-                found.add(name)
+        # Streamed through GzipFile, which checks the CRC-32 and length at the end of the
+        # stream; tarfile alone stops reading at the end-of-archive block, before them.
+        with gzip.open(archive, "rb") as stream:
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
+                for member in tar:
+                    name = member.name.rstrip("/")
+                    if member.isdir() and name == BATCHES_DIR:
+                        continue
+                    if name not in allowed or not member.isfile():
+                        raise Cifar10Error(f"{archive} holds {member.name!r}, which is not part of the "
+                                           f"CIFAR-10 binary archive; nothing was extracted. {fix}")
+                    # tarfile reads a member's data up to member.size and no further, so
+                    # checking the header's size bounds what is written.
+                    if member.size > member_limit(name):
+                        raise Cifar10Error(f"{archive} holds {name} of {member.size:,} bytes, more than the "
+                                           f"{member_limit(name):,} it has in the official archive; nothing "
+                                           f"was extracted. {fix}")
+                    with tar.extractfile(member) as src, open(os.path.join(extracted, os.path.basename(name)),
+                                                              "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                    found.add(name)
+            while stream.read(DOWNLOAD_CHUNK_BYTES):  # to the end, where the CRC is checked
+                pass
         missing = sorted(required - found)
         if missing:
             raise Cifar10Error(f"{archive} lacks {', '.join(missing)}: it is not the CIFAR-10 binary "
                                f"archive. {fix}")
         target = os.path.join(data_dir, BATCHES_DIR)
         try:
-            os.rename(staging, target)
+            os.rename(extracted, target)
         except OSError:
             if not os.path.isdir(target):  # else another process extracted it first
                 raise
-    except (tarfile.TarError, EOFError, zlib.error) as e:
-        raise Cifar10Error(f"{archive} is not a valid gzip tar archive ({e}); it may be a partial "
-                           f"download. {fix}") from e
+    except (tarfile.TarError, gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise Cifar10Error(f"{archive} is not a valid gzip tar archive ({e}): it is damaged or a partial "
+                           f"download, and nothing was extracted. {fix}") from e
+    except OSError as e:
+        if e.errno not in DISK_FULL_ERRNOS:
+            raise
+        raise disk_full_error(data_dir, f"extract {archive}", e) from e
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------------
@@ -151,10 +207,22 @@ def extract(archive, data_dir):
 # ----------------------------------------------------------------------------------
 
 def data_files(data_dir, eval_data=None):
-    """Paths of the batch files: the training files when eval_data is None or
-    'train_eval', test_batch.bin when it is 'test'."""
-    names = (TEST_FILE,) if eval_data == "test" else TRAIN_FILES
+    """Paths of the batch files: the training files when eval_data is None, else those
+    of the evaluation set eval_data names (see eval_set_names)."""
+    names = TRAIN_FILES if eval_data is None else eval_set_names(eval_data)
     return [os.path.join(data_dir, BATCHES_DIR, name) for name in names]
+
+
+def eval_set_names(eval_data):
+    """The batch file names of an evaluation set: 'test' or True, test_batch.bin;
+    'train_eval' or False, the training files (True and False as the original tutorial's
+    inputs()). Raises Cifar10Error for anything else, rather than guess."""
+    if isinstance(eval_data, (bool, np.bool_)):  # before the names: 1 == True in Python
+        return (TEST_FILE,) if eval_data else TRAIN_FILES
+    if isinstance(eval_data, str) and eval_data in EVAL_SETS:
+        return EVAL_SETS[eval_data]
+    raise Cifar10Error(f"eval_data={eval_data!r} names no CIFAR-10 set: pass 'test' or True for {TEST_FILE}, "
+                       f"'train_eval' or False for the training files ({TRAIN_FILES[0]} to {TRAIN_FILES[-1]}).")
 
 
 def count_records(filenames):
@@ -299,8 +367,9 @@ def distorted_inputs(data_dir, batch_size):
 
 
 def inputs(eval_data, data_dir, batch_size):
-    """The original's evaluation input: every record of the chosen set ('test' or
-    'train_eval') once, centrally cropped. Returns a tf.data.Dataset of
-    (float32 [B, 24, 24, 3], int32 [B]); the last batch may be smaller."""
-    filenames = data_files(data_dir, eval_data)
+    """The original's evaluation input: every record of the set eval_data names ('test'
+    or True, test_batch.bin; 'train_eval' or False, the training files) once, centrally
+    cropped. Returns a tf.data.Dataset of (float32 [B, 24, 24, 3], int32 [B]); the last
+    batch may be smaller. Raises Cifar10Error for any other eval_data, None included."""
+    filenames = [os.path.join(data_dir, BATCHES_DIR, name) for name in eval_set_names(eval_data)]
     return evaluation_dataset(filenames, batch_size, count_records(filenames))

@@ -5,13 +5,14 @@ included), so precision = correct / examples, exactly.
 """
 import dataclasses
 import datetime
+import signal
 import time
 
 import numpy as np
 import tensorflow as tf
 
-from cifar10 import data
-from cifar10.config import Cifar10Error, check_writable_dir
+from cifar10 import checkpoints, data
+from cifar10.config import Cifar10Error, SignalExit, check_folder_flag, check_writable_dir
 from cifar10.model import Cifar10Model
 
 CONFUSION_CELL_PIXELS = 16  # side of each cell of the confusion matrix image
@@ -46,17 +47,14 @@ class EvalResult:
 
 def restore_averages(model, checkpoint_path):
     """Load the moving-average weights of checkpoint_path into model (a Cifar10Model);
-    returns the checkpoint's step. Raises Cifar10Error if they do not fit the model;
-    tf.errors.NotFoundError if the checkpoint's files vanished."""
-    step = tf.Variable(0, dtype=tf.int64)
+    returns the checkpoint's step. Raises Cifar10Error if they do not fit the model, and
+    one of checkpoints.LOAD_ERRORS if the checkpoint is gone or damaged."""
     try:
-        status = tf.train.Checkpoint(step=step, averages=model).read(checkpoint_path)
-        status.assert_existing_objects_matched().expect_partial()
-    except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
+        return checkpoints.restore_averages(model, checkpoint_path)
+    except (AssertionError, ValueError) as e:
         raise Cifar10Error(f"{checkpoint_path} does not hold this model's moving-average weights, or their "
                            f"shapes differ ({str(e).splitlines()[0]}). It was written by another model or "
                            "program: point --checkpoint_dir at a folder written by cifar10_train.py.") from e
-    return int(step.numpy())
 
 
 def make_predict(model):
@@ -75,7 +73,12 @@ def make_predict(model):
 
 def evaluate_checkpoint(checkpoint_path, dataset, model, predict):
     """Evaluate the averages of checkpoint_path on dataset (batches of images, labels)."""
-    step = restore_averages(model, checkpoint_path)
+    return count_predictions(checkpoint_path, restore_averages(model, checkpoint_path), dataset, predict)
+
+
+def count_predictions(checkpoint_path, step, dataset, predict):
+    """The EvalResult of predict on dataset (batches of images, labels) for the weights
+    of checkpoint_path, already loaded, at step."""
     confusion = np.zeros([data.NUM_CLASSES, data.NUM_CLASSES], np.int64)
     for images, labels in dataset:
         np.add.at(confusion, (labels.numpy(), predict(images).numpy()), 1)
@@ -83,59 +86,79 @@ def evaluate_checkpoint(checkpoint_path, dataset, model, predict):
 
 
 def evaluate(config):
-    """Evaluate the latest checkpoint of config.checkpoint_dir; with config.run_once,
-    once (returns the EvalResult), else each new checkpoint as it appears, until
-    interrupted. Writes precision @ 1 to TensorBoard in config.eval_dir."""
+    """Evaluate the newest checkpoint of config.checkpoint_dir that loads; with
+    config.run_once, once (returns the EvalResult), else each newer checkpoint as it
+    appears, until SIGINT or SIGTERM (raised as SignalExit). Writes precision @ 1 to
+    TensorBoard in config.eval_dir."""
     data.maybe_download_and_extract(config.data_dir, config.data_url)
     filenames = data.data_files(config.data_dir, config.eval_data)
     available = data.count_records(filenames)
-    if config.num_examples > available:
-        raise Cifar10Error(f"--num_examples={config.num_examples}, but --eval_data={config.eval_data} has only "
+    num_examples = available if config.num_examples is None else config.num_examples
+    if num_examples > available:
+        raise Cifar10Error(f"--num_examples={num_examples}, but --eval_data={config.eval_data} has only "
                            f"{available} records in {', '.join(filenames)}. Pass --num_examples={available} "
-                           "or fewer.")
+                           "or fewer, or leave it out to evaluate them all.")
     # batch_size counts the images the model sees at once, views included.
     records_per_batch = max(1, config.batch_size // config.views)
-    dataset = data.evaluation_dataset(filenames, records_per_batch, config.num_examples, config.views)
+    dataset = data.evaluation_dataset(filenames, records_per_batch, num_examples, config.views)
     model = Cifar10Model()
     predict = make_predict(model)
     check_writable_dir(config.eval_dir, "--eval_dir")
     writer = tf.summary.create_file_writer(config.eval_dir)
-    evaluated = None
+    evaluated_step = -1
+    tried = set()  # each checkpoint once, whether it loads or not
+    waiting_said = False
     try:
         while True:
-            latest = latest_checkpoint(config.checkpoint_dir) if config.run_once else \
-                tf.train.latest_checkpoint(config.checkpoint_dir)
-            if latest is not None and latest != evaluated:
-                evaluated = latest  # each checkpoint once, whether it loads or not
-                try:
-                    result = evaluate_checkpoint(latest, dataset, model, predict)
-                except tf.errors.OpError as e:
-                    # Deleted by the trainer's retention policy between listing and loading
-                    # (NotFoundError), or damaged (DataLossError and others).
-                    print(f"{datetime.datetime.now()}: skipped {latest}, which is gone or incomplete "
-                          f"({str(e).splitlines()[0]})", flush=True)
-                    if config.run_once and tf.train.latest_checkpoint(config.checkpoint_dir) == latest:
-                        raise Cifar10Error(f"{latest} is the latest checkpoint in --checkpoint_dir="
-                                           f"{config.checkpoint_dir}, but it cannot be read. Run the "
-                                           "trainer again to write a new one.") from e
-                    continue  # a newer checkpoint has replaced it: look again at once
+            # The trainer names a checkpoint in its state file only once it is complete.
+            path, step, skipped = checkpoints.newest_loadable(
+                config.checkpoint_dir, lambda p: restore_averages(model, p), newer_than=evaluated_step, tried=tried,
+                no_newer_than_state=True)
+            for skipped_path, reason in skipped:
+                print(f"{_now()}: skipped {skipped_path}: {reason}", flush=True)
+            if path is not None:
+                evaluated_step = step
+                result = count_predictions(path, step, dataset, predict)
                 report(result, writer, config.views)
                 if config.run_once:
                     return result
+            elif config.run_once:
+                if skipped:
+                    raise checkpoints.none_loads_error(config.checkpoint_dir, "--checkpoint_dir", skipped)
+                raise no_checkpoint_error(config.checkpoint_dir)
+            elif evaluated_step < 0 and not waiting_said:
+                print(f"{_now()}: waiting for a checkpoint in --checkpoint_dir={config.checkpoint_dir} (the "
+                      f"trainer's --train_dir), looking every {config.eval_interval_secs:g} s", flush=True)
+                waiting_said = True
             time.sleep(config.eval_interval_secs)
-    except KeyboardInterrupt:  # the way to end the waiting loop
-        print(f"{datetime.datetime.now()}: evaluator stopped", flush=True)
-        return None
+    except (KeyboardInterrupt, SignalExit) as e:  # the way to end the waiting loop
+        print(f"{_now()}: evaluator stopped", flush=True)
+        raise SignalExit(getattr(e, "signum", signal.SIGINT)) from e
 
 
-def latest_checkpoint(checkpoint_dir):
-    """The latest checkpoint's path in checkpoint_dir; raises Cifar10Error if there is none."""
-    latest = tf.train.latest_checkpoint(checkpoint_dir)
-    if latest is None:
-        raise Cifar10Error(f"No checkpoint found in --checkpoint_dir={checkpoint_dir}. Train first "
-                           "(cifar10_train.py --train_dir=...), or point --checkpoint_dir at the "
-                           "trainer's --train_dir.")
-    return latest
+def restore_newest_averages(model, checkpoint_dir):
+    """Load the moving averages of the newest checkpoint of checkpoint_dir that loads into
+    model (a Cifar10Model), saying which newer ones were skipped and why; returns (its
+    path, its step). Raises Cifar10Error when there is none, or none loads."""
+    check_folder_flag(checkpoint_dir, "--checkpoint_dir")
+    path, step, skipped = checkpoints.newest_loadable(checkpoint_dir, lambda p: restore_averages(model, p))
+    for skipped_path, reason in skipped:
+        print(f"{_now()}: skipped {skipped_path}: {reason}", flush=True)
+    if path is None:
+        raise (checkpoints.none_loads_error(checkpoint_dir, "--checkpoint_dir", skipped) if skipped
+               else no_checkpoint_error(checkpoint_dir))
+    return path, step
+
+
+def no_checkpoint_error(checkpoint_dir):
+    """The Cifar10Error for a --checkpoint_dir without checkpoints."""
+    return Cifar10Error(f"No checkpoint found in --checkpoint_dir={checkpoint_dir}. Train first "
+                        "(cifar10_train.py --train_dir=...), or point --checkpoint_dir at the "
+                        "trainer's --train_dir.")
+
+
+def _now():
+    return datetime.datetime.now()
 
 
 def report(result, writer, views=1):

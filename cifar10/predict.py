@@ -8,6 +8,7 @@ import os
 import sys
 
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 
 from cifar10 import export
 from cifar10.config import Cifar10Error
@@ -21,8 +22,8 @@ def resolve_version(model_dir):
     if os.path.isfile(os.path.join(model_dir, SAVED_MODEL_FILE)):
         return model_dir
     try:
-        versions = [int(name) for name in os.listdir(model_dir)
-                    if name.isdigit() and os.path.isfile(os.path.join(model_dir, name, SAVED_MODEL_FILE))]
+        versions = [name for name in os.listdir(model_dir) if name.isascii() and name.isdigit()
+                    and os.path.isfile(os.path.join(model_dir, name, SAVED_MODEL_FILE))]
     except OSError as e:
         raise Cifar10Error(f"Cannot read --model={model_dir}: {e.strerror}. Pass the --export_dir of "
                            "cifar10_export.py, or one of its numbered version folders.") from e
@@ -30,13 +31,20 @@ def resolve_version(model_dir):
         raise Cifar10Error(f"--model={model_dir} holds no SavedModel, neither itself nor in a numbered version "
                            "folder. Pass the --export_dir of cifar10_export.py (run it first), or one of its "
                            "numbered version folders.")
-    return os.path.join(model_dir, str(max(versions)))
+    # The number decides, as for TensorFlow Serving, but the folder keeps its name ("007").
+    return os.path.join(model_dir, max(versions, key=lambda name: (int(name), name)))
 
 
 def load_exported(model_dir):
     """The predictor exported to model_dir (a base path or a version folder)."""
     path = resolve_version(model_dir)
-    predictor = tf.saved_model.load(path)
+    try:
+        predictor = tf.saved_model.load(path)
+    except (OSError, ValueError, KeyError, DecodeError, tf.errors.OpError) as e:
+        # A damaged or partly copied folder, or one written by a newer TensorFlow.
+        raise Cifar10Error(f"Cannot load the SavedModel in {path}: {first_line(e)}. Export it again with "
+                           f"cifar10_export.py; if a newer TensorFlow wrote it, upgrade TensorFlow "
+                           f"(this is {tf.__version__}).") from e
     if not hasattr(predictor, export.ENCODED_SIGNATURE) or not hasattr(predictor, "class_names"):
         raise Cifar10Error(f"{path} is a SavedModel, but not one written by cifar10_export.py (it lacks "
                            f"{export.ENCODED_SIGNATURE} or class_names). Export one with cifar10_export.py.")
@@ -68,19 +76,39 @@ def label_files(predictor, paths, top_k):
         print(f"{path}: " + ", ".join(f"{class_names[i]} {probabilities[i]:.3f}" for i in top), flush=True)
     if skipped:
         raise Cifar10Error(f"{len(skipped)} of {len(paths)} files could not be labelled: {', '.join(skipped)}. "
-                           "Pass readable JPEG or PNG files.")
+                           f"Pass readable JPEG, PNG, GIF or BMP files of at most {export.MAX_IMAGE_PIXELS:,} "
+                           "pixels.")
 
 
 def predict_file(predictor, path):
     """The class probabilities float32 [10] of one image file. Raises Cifar10Error, one
-    line naming the file, when it cannot be read or is not an image."""
+    line naming the file, when it cannot be read, is not an image or is larger than
+    export.MAX_IMAGE_FILE_BYTES or export.MAX_IMAGE_PIXELS; the size the image declares is
+    checked here before decoding, also for models exported without that check."""
     try:
         with open(path, "rb") as f:
-            image_bytes = f.read()
+            image_bytes = f.read(export.MAX_IMAGE_FILE_BYTES + 1)
     except OSError as e:
         raise Cifar10Error(f"{path}: skipped, cannot read it: {e.strerror}") from e
+    if len(image_bytes) > export.MAX_IMAGE_FILE_BYTES:
+        raise Cifar10Error(f"{path}: skipped, larger than {export.MAX_IMAGE_FILE_BYTES:,} bytes, the limit "
+                           "for an image file")
+    not_an_image = f"{path}: skipped, not a JPEG, PNG, GIF or BMP image"
     try:
+        height, width = export.declared_shape(tf.constant(image_bytes)).numpy()
+        if height < 0:
+            raise Cifar10Error(not_an_image)
+        if height * width > export.MAX_IMAGE_PIXELS:
+            raise Cifar10Error(f"{path}: skipped, it declares {width}x{height} pixels, more than the limit of "
+                               f"{export.MAX_IMAGE_PIXELS:,}; scale it down first")
         outputs = predictor.predict_encoded(tf.constant([image_bytes]))
     except tf.errors.InvalidArgumentError as e:
-        raise Cifar10Error(f"{path}: skipped, not a JPEG, PNG, GIF or BMP image") from e
+        raise Cifar10Error(not_an_image) from e
+    except tf.errors.ResourceExhaustedError as e:
+        raise Cifar10Error(f"{path}: skipped, not enough memory to decode it; scale it down first") from e
     return outputs[export.PROBABILITIES][0].numpy()
+
+
+def first_line(error):
+    """The first line of an exception's message (TensorFlow's go on with node names)."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

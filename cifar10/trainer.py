@@ -8,63 +8,32 @@ gradient of the mean loss over the global batch (batch_size x replicas examples)
 """
 import datetime
 import math
+import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 
 import tensorflow as tf
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
-from cifar10 import data
-from cifar10.config import RECIPES, Cifar10Error, check_writable_dir
+from cifar10 import checkpoints, data
+from cifar10.checkpoints import TrainState
+from cifar10.config import RECIPES, Cifar10Error, SignalExit, check_writable_dir
 from cifar10.distribute import is_chief
-from cifar10.model import FC_WEIGHT_DECAY, Cifar10Model
 
 LEARNING_RATE_DECAY_FACTOR = 0.1
 NUM_EPOCHS_PER_DECAY = 350.0
 MIN_WARMUP_STEPS = 300
 MOVING_AVERAGE_DECAY = 0.9999   # of the weights; the evaluator uses the averages
 LOSS_AVERAGE_DECAY = 0.9        # of the loss, for the smoothed TensorBoard curve
-CHECKPOINTS_TO_KEEP = 5
-CHECKPOINT_NAME = "model.ckpt"
 SUMMARY_IMAGES = 3
 HISTOGRAM_BUCKETS = 30  # as tf.summary.histogram
-INITIAL_LOSS_SCALE = 2.0 ** 15     # float16 only
 LOSS_SCALE_GROWTH_STEPS = 2000
 # What a collective op raises when a peer worker died or restarted.
 LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError,
                       tf.errors.DeadlineExceededError)
-
-
-class TrainState(tf.Module):
-    """What a checkpoint holds: the step, the model, its moving averages and the
-    optimizer's velocities (for plain SGD, the last update).
-
-    The evaluator restores only `averages` (into a Cifar10Model) and `step`; every
-    trainer, with any number of replicas and any recipe or precision, writes and reads
-    this same layout.
-    """
-
-    def __init__(self, compute_dtype=tf.float32, fc_weight_decay=FC_WEIGHT_DECAY, conv_weight_decay=0.0):
-        super().__init__(name="train_state")
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-        self.model = Cifar10Model(compute_dtype, fc_weight_decay, conv_weight_decay)
-        self.averages = Cifar10Model()
-        for average, variable in zip(self.averages.trainable_variables, self.model.trainable_variables):
-            average.assign(variable)
-        self.optimizer = tf.Module(name="momentum")
-        self.optimizer.velocities = [tf.Variable(tf.zeros_like(v), trainable=False, name="velocity")
-                                     for v in self.model.trainable_variables]
-        # float16 gradients need the loss scaled up so that they do not underflow.
-        self.loss_scale = tf.Variable(INITIAL_LOSS_SCALE if self.model.compute_dtype == tf.float16 else 1.0,
-                                      trainable=False, name="loss_scale")
-        self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="good_steps")
-
-    def checkpoint(self):
-        """A tf.train.Checkpoint of this state."""
-        return tf.train.Checkpoint(step=self.step, model=self.model, averages=self.averages,
-                                   optimizer=self.optimizer)
 
 
 def compute_dtype(use_fp16):
@@ -88,28 +57,41 @@ def _cpu_has_bfloat16():
     return any(flag in flags.split() for flag in ("amx_bf16", "avx512_bf16"))
 
 
-def learning_rate_schedule(recipe, steps_per_epoch):
-    """The recipe's learning rate as a function of the step (int64 scalar tensor), where
-    a step sees steps_per_epoch-th of the training records."""
+def learning_rate_schedule(recipe, records_per_epoch, global_batch):
+    """The recipe's learning rate as a function of the examples trained on so far (int64
+    scalar tensor), an epoch being records_per_epoch examples: a run resumed with another
+    global batch continues the same schedule. global_batch (examples a step) only sets
+    the shortest warm-up, MIN_WARMUP_STEPS steps."""
     if recipe.epochs is None:  # the tutorial: staircase decay by 10 every 350 epochs
-        steps_per_decay = max(1, int(steps_per_epoch * NUM_EPOCHS_PER_DECAY))
-        return lambda step: recipe.learning_rate * LEARNING_RATE_DECAY_FACTOR ** tf.cast(
-            step // steps_per_decay, tf.float32)
-    total = recipe.epochs * steps_per_epoch
+        examples_per_decay = records_per_epoch * NUM_EPOCHS_PER_DECAY
+        return lambda examples_seen: recipe.learning_rate * LEARNING_RATE_DECAY_FACTOR ** tf.cast(
+            tf.floor(tf.cast(examples_seen, tf.float64) / examples_per_decay), tf.float32)
+    total = recipe.epochs
     # Early steps are what the warm-up tames, so it lasts some steps even on small data.
-    warmup = min(max(recipe.warmup_epochs * steps_per_epoch, MIN_WARMUP_STEPS), total / 2)
+    warmup = min(max(recipe.warmup_epochs, MIN_WARMUP_STEPS * global_batch / records_per_epoch), total / 2)
 
-    def learning_rate(step):
-        step = tf.cast(step, tf.float32)
-        return recipe.learning_rate * tf.maximum(0.0, tf.minimum(step / warmup, (total - step) / (total - warmup)))
+    def learning_rate(examples_seen):
+        # float64: examples_seen passes float32's 2**24 exact integers in a long run.
+        epoch = tf.cast(tf.cast(examples_seen, tf.float64) / records_per_epoch, tf.float32)
+        return recipe.learning_rate * tf.maximum(0.0, tf.minimum(epoch / warmup, (total - epoch) / (total - warmup)))
     return learning_rate
+
+
+def last_step(recipe, max_steps, step, examples_seen, records_per_epoch, global_batch):
+    """The step the run ends at: max_steps, or earlier where the recipe's last epoch ends,
+    from step, having seen examples_seen, at global_batch examples a step."""
+    if recipe.epochs is None:
+        return max_steps
+    remaining = math.ceil((recipe.epochs * records_per_epoch - examples_seen) / global_batch)
+    return min(max_steps, step + max(0, remaining))
 
 
 def make_train_step(strategy, state, global_batch, learning_rate, recipe):
     """A compiled step: takes an iterator of (images [B, 24, 24, 3], labels [B]) batches
     distributed by strategy, applies one SGD (or momentum) update of the recipe and the
     moving averages, and returns the loss of the global batch (float32 scalar: mean
-    cross-entropy plus weight decay).
+    cross-entropy plus weight decay) and the first replica's batch it trained on (images,
+    labels), for summaries. learning_rate maps the examples seen to the rate.
     """
     variables = state.model.trainable_variables
     averages = state.averages.trainable_variables
@@ -136,18 +118,20 @@ def make_train_step(strategy, state, global_batch, learning_rate, recipe):
         images, labels = next(iterator)
         losses, gradients = strategy.run(replica_loss_and_gradients, args=(images, labels))
         gradients = strategy.extended.batch_reduce_to(tf.distribute.ReduceOp.SUM, list(zip(gradients, variables)))
-        rate = learning_rate(state.step)
+        rate = learning_rate(state.examples_seen)
         if scaling:
             gradients, rate = _unscale(state, gradients, rate)
         for variable, gradient, velocity in zip(variables, gradients, velocities):
             strategy.extended.update(variable, apply, args=(gradient, velocity, rate))
         state.step.assign_add(1)
+        state.examples_seen.assign_add(global_batch)
         # As tf.train.ExponentialMovingAverage with num_updates=step: faster early on.
         step = tf.cast(state.step, tf.float32)
         decay = tf.minimum(MOVING_AVERAGE_DECAY, (1.0 + step) / (10.0 + step))
         for average, variable in zip(averages, variables):
             strategy.extended.update(average, lambda a, v: a.assign_sub((1.0 - decay) * (a - v)), args=(variable,))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+        loss = strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+        return loss, strategy.experimental_local_results(images)[0], strategy.experimental_local_results(labels)[0]
 
     return train_step
 
@@ -207,34 +191,65 @@ def _histogram(tag, values, step):
     """Write tf.summary.histogram's summary of values (HISTOGRAM_BUCKETS equal buckets
     from the least to the greatest value), counted in one pass: TensorBoard's own op
     builds a values x buckets one-hot matrix, and took 0.55 s a summary for this model,
-    15% of the training time at one summary every 100 steps."""
+    15% of the training time at one summary every 100 steps. Values that are not all
+    finite (a diverged step) have no range: nothing is written, and the training loop's
+    own checks report the divergence."""
     values = tf.reshape(tf.cast(values, tf.float64), [-1])
-    low, high = tf.reduce_min(values), tf.reduce_max(values)
-    high = tf.where(high > low, high, low + 1.0)  # all values equal: one bucket holds them
-    counts = tf.histogram_fixed_width(values, tf.stack([low, high]), nbins=HISTOGRAM_BUCKETS)
-    edges = tf.linspace(low, high, HISTOGRAM_BUCKETS + 1)
-    buckets = tf.stack([edges[:-1], edges[1:], tf.cast(counts, tf.float64)], axis=1)
-    tf.summary.write(tag, buckets, step=step, metadata=histogram_metadata.create_summary_metadata(None, None))
+
+    def write():
+        low, high = tf.reduce_min(values), tf.reduce_max(values)
+        high = tf.where(high > low, high, low + 1.0)  # all values equal: one bucket holds them
+        counts = tf.histogram_fixed_width(values, tf.stack([low, high]), nbins=HISTOGRAM_BUCKETS)
+        edges = tf.linspace(low, high, HISTOGRAM_BUCKETS + 1)
+        buckets = tf.stack([edges[:-1], edges[1:], tf.cast(counts, tf.float64)], axis=1)
+        return tf.summary.write(tag, buckets, step=step, metadata=histogram_metadata.create_summary_metadata(None, None))
+    tf.cond(tf.reduce_all(tf.math.is_finite(values)), write, lambda: tf.constant(False))
 
 
-def restore_latest(checkpoint, train_dir):
-    """Restore checkpoint from the latest one in train_dir; returns its path or None.
-    Raises Cifar10Error when that checkpoint does not fit (another model's shape)."""
-    latest = tf.train.latest_checkpoint(train_dir)
-    if latest is None:
-        return None
-    try:
-        checkpoint.restore(latest).assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
-        raise Cifar10Error(f"Cannot resume from {latest}: it is damaged, or does not hold this model's "
-                           f"variables in their shapes ({str(e).splitlines()[0]}). Pass a new --train_dir, or "
-                           "move the checkpoints away (an older one may still be good). Nothing was changed.") from e
-    return latest
+def resume(state, config, recipe, dtype, global_batch, chief):
+    """Restore state from the newest checkpoint of config.train_dir that loads, skipping
+    (and saying why) newer ones that are gone or damaged; the chief keeps the damaged
+    ones under another name, so that the run neither overwrites nor prunes them.
+
+    Returns the checkpoint's path, or None for a fresh start. Raises Cifar10Error, having
+    changed nothing, when checkpoints exist but none loads, or when the run was trained
+    with another recipe. Sets state's description to this run's.
+    """
+    train_dir = config.train_dir
+    path, format_version, skipped = checkpoints.newest_loadable(train_dir, state.restore)
+    for skipped_path, reason in skipped:
+        print(f"{_now()}: cannot resume from {skipped_path}: {reason}", flush=True)
+    if path is None and skipped:
+        raise checkpoints.none_loads_error(train_dir, "--train_dir", skipped)
+    if path is not None and format_version == 1:
+        state.examples_seen.assign(state.step * global_batch)
+        state.loss_scale.assign(checkpoints.INITIAL_LOSS_SCALE if dtype == tf.float16 else 1.0)
+        state.good_steps.assign(0)
+        print(f"{_now()}: {path} predates the checkpoint's description of its run: taking its "
+              f"{int(state.step.numpy())} steps as {global_batch} examples each, and the {config.recipe} recipe "
+              "as its own", flush=True)
+    elif path is not None:
+        changes = checkpoints.recipe_differences(state.description.fields, config.recipe, recipe)
+        if changes:
+            raise Cifar10Error(
+                f"{path} was trained with --recipe={state.description.fields.get('recipe')}, and this run's "
+                f"recipe differs ({'; '.join(changes)}). A run continues with its own recipe: pass "
+                f"--recipe={state.description.fields.get('recipe')} to resume it, or a new --train_dir to start "
+                "another run. Nothing was changed.")
+        if dtype == tf.float16 and state.description.fields.get("compute_dtype") != "float16":
+            state.loss_scale.assign(checkpoints.INITIAL_LOSS_SCALE)  # none was needed so far
+    if chief and path is not None and skipped:
+        for skipped_path, _ in skipped:
+            if os.path.exists(skipped_path + ".index"):
+                print(f"{_now()}: kept {skipped_path} as {checkpoints.set_aside(skipped_path)}", flush=True)
+        checkpoints.forget(train_dir, [p for p, _ in skipped], path)
+    state.description.fields = checkpoints.describe(config.recipe, recipe, dtype)
+    return path
 
 
 class _StopRequests:
     """Turns SIGINT and SIGTERM into a flag the loop checks, so that the trainer saves a
-    checkpoint at the current step and exits cleanly."""
+    checkpoint at the current step and then exits; a second signal exits at once."""
 
     def __init__(self):
         self.requested = None
@@ -249,7 +264,13 @@ class _StopRequests:
         return self
 
     def _handle(self, signum, frame):
-        self.requested = signal.Signals(signum).name
+        if self.requested is not None:
+            # Checkpoints are written under a temporary name and renamed: the latest
+            # complete one stays the latest.
+            print(f"{_now()}: {signal.Signals(signum).name} again: exiting at once, without saving",
+                  file=sys.stderr, flush=True)
+            os._exit(128 + signum)
+        self.requested = signum
 
     def __exit__(self, *exc):
         for signum, handler in self._previous.items():
@@ -257,21 +278,27 @@ class _StopRequests:
 
 
 def train(config, strategy=None):
-    """Train per config, resuming from the latest checkpoint in config.train_dir.
+    """Train per config, resuming from the newest checkpoint in config.train_dir that loads.
 
     strategy: a tf.distribute strategy (default: the current one, one device).
     Returns the final step. Raises Cifar10Error for bad data, directories, checkpoints
-    and a diverged loss; the latest good checkpoint is always kept.
+    and a diverged loss, and SignalExit after saving a checkpoint when SIGINT or SIGTERM
+    asked it to stop; the latest good checkpoint is always kept.
     """
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
     global_batch = config.batch_size * replicas
     chief = is_chief(strategy)
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
     data.maybe_download_and_extract(config.data_dir, config.data_url)
     filenames = data.data_files(config.data_dir)
     num_records = data.count_records(filenames)
-    check_writable_dir(config.train_dir, "--train_dir")
+    if chief:
+        check_writable_dir(config.train_dir, "--train_dir")
+    elif os.path.isdir(config.train_dir) and not os.access(config.train_dir, os.R_OK | os.X_OK):
+        raise Cifar10Error(f"Cannot read --train_dir={config.train_dir}, where the chief writes the checkpoints "
+                           "that every worker resumes from: make it readable on every worker.")
     # Non-chief workers must take part in every save, but into a private folder.
     write_dir = config.train_dir if chief else tempfile.mkdtemp(prefix="cifar10_worker_")
     try:
@@ -279,29 +306,29 @@ def train(config, strategy=None):
         dtype = compute_dtype(config.use_fp16)
         with strategy.scope():
             state = TrainState(dtype, recipe.fc_weight_decay, recipe.conv_weight_decay)
-        checkpoint = state.checkpoint()
-        restored = restore_latest(checkpoint, config.train_dir)
-        manager = tf.train.CheckpointManager(checkpoint, write_dir, max_to_keep=CHECKPOINTS_TO_KEEP,
-                                             checkpoint_name=CHECKPOINT_NAME)
+        restored = resume(state, config, recipe, dtype, global_batch, chief)
+        step = int(state.step.numpy())
+        if multi_worker:
+            _check_same_start(strategy, step, config.train_dir)
+        manager = tf.train.CheckpointManager(state.checkpoint(), write_dir, max_to_keep=checkpoints.CHECKPOINTS_TO_KEEP,
+                                             checkpoint_name=checkpoints.CHECKPOINT_NAME)
         steps_per_epoch = num_records / global_batch
-        learning_rate = learning_rate_schedule(recipe, steps_per_epoch)
-        last_step = config.max_steps if recipe.epochs is None else \
-            min(config.max_steps, math.ceil(recipe.epochs * steps_per_epoch))
+        learning_rate = learning_rate_schedule(recipe, num_records, global_batch)
+        end = last_step(recipe, config.max_steps, step, int(state.examples_seen.numpy()), num_records, global_batch)
         train_step = make_train_step(strategy, state, global_batch, learning_rate, recipe)
         dataset = strategy.distribute_datasets_from_function(
             lambda context: data.training_dataset(filenames, config.batch_size, context, recipe.cutout))
         writer = tf.summary.create_file_writer(write_dir) if chief else tf.summary.create_noop_writer()
-        step = int(state.step.numpy())
         print(f"{_now()}: {'resuming from ' + restored if restored else 'starting'} at step {step} of "
-              f"{last_step} ({config.recipe} recipe, {dtype.name} compute); {num_records} training records, "
+              f"{end} ({config.recipe} recipe, {dtype.name} compute); {num_records} training records, "
               f"{replicas} replica(s) of batch {config.batch_size}, {steps_per_epoch:.1f} steps an epoch; "
               f"{'writing to ' + config.train_dir if chief else 'the chief writes checkpoints'}", flush=True)
         with writer.as_default(), _StopRequests() as stop:
             try:
-                step = _loop(config, strategy, state, manager, dataset, train_step, learning_rate, last_step,
+                step = _loop(config, strategy, state, manager, dataset, train_step, learning_rate, end,
                              chief, stop)
             except LOST_WORKER_ERRORS as e:
-                if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+                if not multi_worker:
                     raise
                 # Collectives cannot recover in-process: every worker must start afresh.
                 raise Cifar10Error(
@@ -309,10 +336,26 @@ def train(config, strategy=None):
                     f"worker with its command: the job resumes from the latest checkpoint in "
                     f"{config.train_dir}.") from e
         writer.flush()
+        if stop.requested is not None:
+            raise SignalExit(stop.requested)
         return step
     finally:
         if not chief:
             shutil.rmtree(write_dir, ignore_errors=True)
+
+
+def _check_same_start(strategy, step, train_dir):
+    """Raise Cifar10Error on every worker unless all workers resumed the same step (each
+    reads --train_dir itself: a folder that is not shared, or stale, shows up here)."""
+    @tf.function
+    def every_replicas_step():
+        return strategy.gather(strategy.run(lambda: tf.constant([step], tf.int64)), axis=0)
+    steps = sorted(set(int(s) for s in every_replicas_step().numpy()))
+    if len(steps) > 1:
+        raise Cifar10Error(f"The workers resumed from different steps ({', '.join(map(str, steps))}) of "
+                           f"--train_dir={train_dir}: every worker must read the same folder, where the chief "
+                           "writes. Point --train_dir at one folder shared by all workers, then restart every "
+                           "worker.")
 
 
 def _loop(config, strategy, state, manager, dataset, train_step, learning_rate, last_step, chief, stop):
@@ -335,18 +378,21 @@ def _loop(config, strategy, state, manager, dataset, train_step, learning_rate, 
         manager.save(checkpoint_number=at_step)
         last_save_time = time.monotonic()
 
+    def finite_loss(loss):
+        loss_value = float(loss)
+        if not math.isfinite(loss_value):
+            raise _diverged(step, f"loss = {loss_value}", manager)
+        return loss_value
+
     while step < last_step:
-        loss = train_step(iterator)
+        loss, images, labels = train_step(iterator)
         step += 1
         if chief and config.save_summaries_steps and step % config.save_summaries_steps == 0:
-            images, labels = next(iterator)
-            write_summaries(strategy.experimental_local_results(images)[0],
-                            strategy.experimental_local_results(labels)[0])
+            finite_loss(loss)  # histograms of NaNs cannot be drawn: report the divergence instead
+            write_summaries(images, labels)
         decide_now = step % config.log_frequency == 0 or not multi_worker
         if step % config.log_frequency == 0:
-            loss_value = float(loss)
-            if not math.isfinite(loss_value):
-                raise _diverged(step, f"loss = {loss_value}", manager)
+            loss_value = finite_loss(loss)
             now = time.monotonic()
             duration = (now - last_log_time) / config.log_frequency
             last_log_time = now
@@ -356,7 +402,7 @@ def _loop(config, strategy, state, manager, dataset, train_step, learning_rate, 
                 LOSS_AVERAGE_DECAY * loss_average + (1 - LOSS_AVERAGE_DECAY) * loss_value)
             tf.summary.scalar("loss/raw", loss_value, step=step)
             tf.summary.scalar("loss/moving_average", loss_average, step=step)
-            tf.summary.scalar("learning_rate", learning_rate(tf.constant(step - 1, tf.int64)), step=step)
+            tf.summary.scalar("learning_rate", learning_rate(state.examples_seen - global_batch), step=step)
             tf.summary.scalar("examples_per_sec", global_batch / duration, step=step)
         if decide_now:
             # Time and signals differ between workers: act on them only when all agree.
@@ -368,8 +414,9 @@ def _loop(config, strategy, state, manager, dataset, train_step, learning_rate, 
         if stop_wanted or time_due or steps_due or step == last_step:
             save(step)
         if stop_wanted:
-            print(f"{_now()}: stopped by {stop.requested or 'another worker'} at step {step}; "
-                  f"saved {manager.latest_checkpoint}", flush=True)
+            by = signal.Signals(stop.requested).name if stop.requested else "another worker"
+            print(f"{_now()}: stopped by {by} at step {step}; saved {manager.latest_checkpoint}", flush=True)
+            stop.requested = stop.requested or signal.SIGTERM  # unfinished, as if signalled here
             break
     return step
 

@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import cifar10_input
 from cifar10 import data
+from cifar10.config import Cifar10Error
 from conftest import records_bytes
 
 
@@ -129,7 +131,32 @@ def test_training_dataset_shuffles_whole_batches_of_all_records(tmp_path):
     assert not np.array_equal(epoch, labels)  # in a shuffled order
 
 
-@pytest.mark.parametrize("eval_data, names", [("test", ["test_batch.bin"]),
-                                              ("train_eval", [f"data_batch_{i}.bin" for i in range(1, 6)])])
+@pytest.mark.parametrize("eval_data, names", [("test", ["test_batch.bin"]), (True, ["test_batch.bin"]),
+                                              ("train_eval", [f"data_batch_{i}.bin" for i in range(1, 6)]),
+                                              (False, [f"data_batch_{i}.bin" for i in range(1, 6)]),
+                                              (None, [f"data_batch_{i}.bin" for i in range(1, 6)])])
 def test_data_files_per_eval_data(eval_data, names):
     assert [p.rsplit("/", 1)[1] for p in data.data_files("/d", eval_data)] == names
+
+
+@pytest.mark.parametrize("eval_data", [True, np.bool_(True), False, "test", "train_eval"])
+def test_inputs_takes_the_original_tutorials_bool(tmp_path, eval_data):
+    # Labels tell the sets apart: 7 in test_batch.bin, 2 in each training file.
+    images = np.zeros([3, 32, 32, 3], np.uint8)
+    write_batch(tmp_path / data.BATCHES_DIR / data.TEST_FILE, [7] * 3, images)
+    for name in data.TRAIN_FILES:
+        write_batch(tmp_path / data.BATCHES_DIR / name, [2] * 3, images)
+
+    labels = np.concatenate([b[1] for b in cifar10_input.inputs(eval_data, str(tmp_path), 4).as_numpy_iterator()])
+
+    assert labels.tolist() == ([7] * 3 if eval_data in (True, "test") else [2] * 15)
+
+
+@pytest.mark.parametrize("eval_data", ["eval", "Test", None, 1, 0, "", b"test"])
+def test_inputs_refuses_what_names_no_set(tmp_path, eval_data):
+    with pytest.raises(Cifar10Error, match=f"eval_data={eval_data!r} names no CIFAR-10 set: pass 'test' or True "
+                                           f"for test_batch.bin, 'train_eval' or False for the training files"):
+        cifar10_input.inputs(eval_data, str(tmp_path), 4)
+    if eval_data is not None:  # data_files's None is the training files, as the trainer reads them
+        with pytest.raises(Cifar10Error, match="names no CIFAR-10 set"):
+            data.data_files(str(tmp_path), eval_data)

@@ -40,8 +40,8 @@ def one_step(strategy, initial_weights, images, labels, global_batch):
     for variable, value in zip(state.model.trainable_variables, initial_weights):
         variable.assign(value)
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(global_batch)
-    train_step = make_train_step(strategy, state, global_batch, lambda step: 0.1, RECIPES["tutorial"])
-    loss = train_step(iter(strategy.experimental_distribute_dataset(dataset)))
+    train_step = make_train_step(strategy, state, global_batch, lambda examples_seen: 0.1, RECIPES["tutorial"])
+    loss, _, _ = train_step(iter(strategy.experimental_distribute_dataset(dataset)))
     return float(loss), [v.numpy() for v in state.model.trainable_variables]
 
 
@@ -140,7 +140,8 @@ def free_ports(count):
     return ports
 
 
-def start_workers(tmp_path, data_dir, train_dir, max_steps, tag, script="cifar10_train.py"):
+def start_workers(tmp_path, data_dir, train_dir, max_steps, tag, script="cifar10_train.py", other_train_dir=None):
+    """Two worker processes of one job; the second reads other_train_dir if given."""
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     scratch = tmp_path / "scratch"
@@ -151,7 +152,8 @@ def start_workers(tmp_path, data_dir, train_dir, max_steps, tag, script="cifar10
                    TMPDIR=str(scratch), PYTHONUNBUFFERED="1")
         log = open(tmp_path / f"{tag}-worker{index}.log", "w")
         workers.append((subprocess.Popen(
-            [sys.executable, str(REPO / script), f"--data_dir={data_dir}", f"--train_dir={train_dir}",
+            [sys.executable, str(REPO / script), f"--data_dir={data_dir}",
+             f"--train_dir={other_train_dir if index and other_train_dir else train_dir}",
              f"--max_steps={max_steps}", "--batch_size=16", "--log_frequency=5", "--save_checkpoint_steps=10",
              "--save_summaries_steps=0"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path), log))
     return workers
@@ -207,3 +209,16 @@ def test_a_killed_worker_restarted_with_the_others_resumes_the_job(stripe_data, 
         assert f"model.ckpt-{resumed_from} at step {resumed_from}" in log
         assert int(STEP_LINE.findall(log)[-1][1]) == resumed_from + 10
     assert tf.train.latest_checkpoint(str(train_dir)).endswith(f"model.ckpt-{resumed_from + 10}")
+
+
+def test_workers_that_resume_different_steps_stop_with_a_clear_error(capsys, stripe_data, tmp_path):
+    train_dir = tmp_path / "train"
+    run_main(capsys, cifar10_train.main, f"--data_dir={stripe_data}", f"--train_dir={train_dir}", "--max_steps=10",
+             "--batch_size=16", "--save_summaries_steps=0")
+    unshared = tmp_path / "not_shared"  # the second worker's view: no checkpoints, and nothing to write
+    results = finish(start_workers(tmp_path, stripe_data, train_dir, 20, "apart", other_train_dir=unshared))
+    for status, log in results:
+        assert status == 1, log
+        assert "error: The workers resumed from different steps (0, 10)" in log and "Traceback" not in log
+    assert not unshared.exists()  # a non-chief worker only reads --train_dir
+    assert tf.train.latest_checkpoint(str(train_dir)).endswith("model.ckpt-10")

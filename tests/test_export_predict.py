@@ -4,10 +4,14 @@ import glob
 import json
 import os
 import re
+import shutil
+import struct
 import subprocess
 import sys
 import textwrap
+import time
 import types
+import zlib
 
 import numpy as np
 import pytest
@@ -165,6 +169,148 @@ def test_predict_from_the_checkpoint_matches_the_exported_version(trained, tmp_p
 
     assert from_checkpoint == capsys.readouterr().out
     check_lines(trained, from_checkpoint, {path: image})
+
+
+def png_declaring(width, height):
+    """A PNG of a few dozen bytes whose IHDR declares width x height RGB pixels: a valid
+    signature, IHDR, a tiny IDAT and IEND, never to be decoded whole."""
+    def chunk(kind, payload):
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def jpeg_declaring(width, height):
+    """A small JPEG whose frame header (SOF0) is changed to declare width x height."""
+    jpeg = tf.io.encode_jpeg(np.zeros([8, 8, 3], np.uint8)).numpy()
+    sof = jpeg.index(b"\xff\xc0")  # marker, length (2 bytes), precision (1), height (2), width (2)
+    return jpeg[:sof + 5] + struct.pack(">HH", height, width) + jpeg[sof + 9:]
+
+
+def gif_declaring(width, height):
+    """A GIF header whose logical screen is width x height, with one frame descriptor."""
+    return (b"GIF89a" + struct.pack("<HHBBB", width, height, 0x80, 0, 0) + b"\0\0\0\xff\xff\xff"
+            + b"," + struct.pack("<HHHHB", 0, 0, width, height, 0) + b"\x02\x02\x44\x01\x00;")
+
+
+def bmp_declaring(width, height):
+    """A BMP file and info header declaring width x height 24-bit pixels, and a few of them."""
+    return (b"BM" + struct.pack("<IHHI", 70, 0, 0, 54)
+            + struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, 0, 2835, 2835, 0, 0) + b"\x80" * 16)
+
+
+@pytest.mark.parametrize("encoded", [png_declaring(20000, 20000), jpeg_declaring(20000, 20000),
+                                     gif_declaring(20000, 20000), bmp_declaring(20000, -20000)],
+                         ids=["png", "jpeg", "gif", "bmp"])
+def test_the_saved_model_refuses_an_image_that_declares_too_many_pixels_before_decoding(trained, encoded):
+    small = tf.io.encode_png(stripe_images(np.arange(1), np.random.default_rng(5))[0]).numpy()
+    predict_encoded = trained.served.signatures[export.ENCODED_SIGNATURE]
+    assert predict_encoded(image_bytes=tf.constant([small]))["probabilities"].shape == (1, 10)
+
+    start = time.monotonic()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="The image declares 20000x20000 pixels, more than "
+                                                             "the 16,777,216 this model decodes"):
+        predict_encoded(image_bytes=tf.constant([small, encoded]))
+    assert time.monotonic() - start < 10  # refused from the header, not decoded (1.2 GB) first
+
+
+def test_the_saved_model_refuses_formats_whose_size_it_does_not_check(trained):
+    webp = b"RIFF\x1a\0\0\0WEBPVP8L\x0d\0\0\0\x2f\xff\xff\xff\x0f" + b"\0" * 9  # 16384x16384
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not a JPEG, PNG, GIF or BMP image"):
+        trained.served.signatures[export.ENCODED_SIGNATURE](image_bytes=tf.constant([webp]))
+
+
+def test_predict_skips_images_above_the_limits_with_one_line_each(trained, tmp_path, capsys):
+    image = stripe_images(np.array([4]), np.random.default_rng(6))[0]
+    (tmp_path / "small.png").write_bytes(tf.io.encode_png(image).numpy())
+    (tmp_path / "bomb.png").write_bytes(png_declaring(23000, 23000))  # 8 GB decoded, from 0.1 kB
+    with open(tmp_path / "huge.png", "wb") as f:  # sparse: no disk used
+        f.write(png_declaring(64, 64))
+        f.truncate(export.MAX_IMAGE_FILE_BYTES + 1)
+    paths = [str(tmp_path / name) for name in ("bomb.png", "small.png", "huge.png")]
+
+    start = time.monotonic()
+    status = cifar10_predict.main([f"--model={trained.base}", *paths])
+    out, err = capsys.readouterr()
+
+    assert status == 1 and time.monotonic() - start < 30
+    check_lines(trained, out, {paths[1]: image})
+    assert f"{paths[0]}: skipped, it declares 23000x23000 pixels, more than the limit of 16,777,216; " \
+           "scale it down first\n" in err
+    assert f"{paths[2]}: skipped, larger than {export.MAX_IMAGE_FILE_BYTES:,} bytes, the limit for an image " \
+           "file\n" in err
+    assert "Traceback" not in err and "2 of 3 files could not be labelled" in err
+
+
+def test_predict_skips_an_image_there_is_not_enough_memory_for(tmp_path, capsys):
+    def out_of_memory(image_bytes):
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+
+    predictor = types.SimpleNamespace(predict_encoded=out_of_memory, class_names=tf.constant(data.CLASS_NAMES))
+    path = str(tmp_path / "cat.png")
+    tf.io.write_file(path, tf.io.encode_png(np.zeros([32, 32, 3], np.uint8)))
+
+    with pytest.raises(config.Cifar10Error, match="1 of 1 files could not be labelled"):
+        predict.label_files(predictor, [path], 3)
+    assert capsys.readouterr().err == f"{path}: skipped, not enough memory to decode it; scale it down first\n"
+
+
+def test_predict_takes_a_version_folder_named_with_leading_zeros(trained, tmp_path, capsys):
+    base = tmp_path / "models"
+    shutil.copytree(os.path.join(trained.base, str(STEPS)), base / "007")
+    (base / "3").mkdir()
+    (base / "3" / "saved_model.pb").write_bytes(b"")
+    image = stripe_images(np.array([8]), np.random.default_rng(7))[0]
+    path = str(tmp_path / "ship.png")
+    tf.io.write_file(path, tf.io.encode_png(image))
+
+    assert predict.resolve_version(str(base)) == str(base / "007")
+    assert cifar10_predict.main([f"--model={base}", path]) == 0
+    check_lines(trained, capsys.readouterr().out, {path: image})
+
+
+def truncate_graph(version):
+    path = version / "saved_model.pb"
+    path.write_bytes(path.read_bytes()[:1000])
+
+
+@pytest.mark.parametrize("damage", [truncate_graph, lambda version: shutil.rmtree(version / "variables")],
+                         ids=["truncated saved_model.pb", "no variables folder"])
+def test_predict_names_a_damaged_saved_model_and_the_fix(trained, tmp_path, capsys, damage):
+    version = tmp_path / "models" / str(STEPS)
+    shutil.copytree(os.path.join(trained.base, str(STEPS)), version)
+    damage(version)
+    image = tmp_path / "cat.png"
+    image.write_bytes(tf.io.encode_png(np.zeros([32, 32, 3], np.uint8)).numpy())
+
+    status = cifar10_predict.main([f"--model={tmp_path / 'models'}", str(image)])
+    err = capsys.readouterr().err
+
+    assert status == 1 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"error: Cannot load the SavedModel in {version}: "), err
+    assert "Export it again with cifar10_export.py; if a newer TensorFlow wrote it, upgrade TensorFlow" in err
+
+
+def test_an_export_that_loses_the_race_for_its_version_leaves_the_winner_be(trained, tmp_path, monkeypatch, capsys):
+    """Two exports of the same step at once: the other one's version folder appears
+    while this one saves (made deterministic by saving through a stand-in that lets it)."""
+    base = tmp_path / "models"
+    winner = base / str(STEPS)
+    save = tf.saved_model.save
+
+    def save_while_another_export_finishes(*args, **kwargs):
+        save(*args, **kwargs)
+        winner.mkdir()
+        (winner / "saved_model.pb").write_bytes(b"the winner's")
+
+    monkeypatch.setattr(tf.saved_model, "save", save_while_another_export_finishes)
+    status = cifar10_export.main([f"--checkpoint_dir={trained.train}", f"--export_dir={base}"])
+    err = capsys.readouterr().err
+
+    assert status == 1 and "Traceback" not in err, err
+    assert f"error: {winner} exists already: step {STEPS} of {trained.train} was exported before" in err
+    assert os.listdir(base) == [str(STEPS)]  # no staging folder left
+    assert os.listdir(winner) == ["saved_model.pb"] and (winner / "saved_model.pb").read_bytes() == b"the winner's"
 
 
 def parse_report(out):

@@ -1,4 +1,4 @@
-"""Faults, with real processes and signals: kill -9, SIGINT/SIGTERM, a diverging loss,
+"""Faults, with real processes and signals: kill -9 at random moments, SIGINT/SIGTERM, a diverging loss,
 and an evaluator polling a folder that a trainer writes and prunes."""
 import os
 import random
@@ -17,6 +17,7 @@ from cifar10 import evaluator, trainer
 from conftest import REPO
 
 STEP_LINE = re.compile(r": step (\d+), loss = ")
+KILLS = 15
 
 
 def start(script, log_path, *flags):
@@ -49,32 +50,46 @@ def train_flags(data_dir, train_dir, *flags):
             *flags]
 
 
-def test_kill_9_at_random_moments_always_leaves_a_resumable_checkpoint(stripe_data, tmp_path):
+def test_kill_9_at_15_random_moments_never_loses_a_saved_step(stripe_data, tmp_path):
+    """The fault-injection hunt: SIGKILL the trainer, which saves every step, at random
+    moments of start-up, restore, training and saving. Each restart resumes from a step
+    no older than any the previous run had surely saved (a step line is printed before
+    that step's save, so the one before the last is saved), and the last run ends at
+    --max_steps."""
     train_dir = tmp_path / "train"
-    chance = random.Random()
-    for attempt in range(4):
-        process = start("cifar10_train.py", tmp_path / f"run{attempt}.log",
+    seed = random.randrange(1 << 30)
+    chance = random.Random(seed)
+    surely_saved = 0
+    for attempt in range(KILLS):
+        log_path = tmp_path / f"run{attempt}.log"
+        process = start("cifar10_train.py", log_path,
                         *train_flags(stripe_data, train_dir, "--max_steps=100000", "--log_frequency=1",
-                                     "--save_checkpoint_steps=1"))  # saving all the time: kills land mid-save
-        wait_for(tmp_path / f"run{attempt}.log", r": step \d+, loss")
-        time.sleep(chance.uniform(0, 1.0))
+                                     "--save_checkpoint_steps=1"))
+        if attempt % 3 == 0:  # during start-up, or while it restores
+            time.sleep(chance.uniform(0.5, 4.0))
+        else:
+            wait_for(log_path, r": step \d+, loss")
+            time.sleep(chance.uniform(0, 1.0))
         process.send_signal(signal.SIGKILL)
-        finish(process)
-        latest = tf.train.latest_checkpoint(str(train_dir))
-        assert latest is not None
-        tf.train.load_checkpoint(latest).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")  # complete and readable
+        _, log = finish(process)
+        resumed = re.search(r"(?:resuming from \S+|starting) at step (\d+)", log)
+        if resumed:
+            assert int(resumed.group(1)) >= surely_saved, f"seed {seed}, run {attempt}:\n{log}"
+        steps = [int(s) for s in STEP_LINE.findall(log)]
+        surely_saved = max([surely_saved] + steps[:-1])
 
-    resumed_at = int(latest.rsplit("-", 1)[1])
     status, log = finish(start("cifar10_train.py", tmp_path / "last.log",
-                               *train_flags(stripe_data, train_dir, f"--max_steps={resumed_at + 3}",
+                               *train_flags(stripe_data, train_dir, f"--max_steps={surely_saved + 5}",
                                             "--log_frequency=1")))
     assert status == 0, log
-    assert f"resuming from {latest} at step {resumed_at}" in log
-    assert [int(s) for s in STEP_LINE.findall(log)] == [resumed_at + 1, resumed_at + 2, resumed_at + 3]
+    resumed_at = int(re.search(r"resuming from \S+ at step (\d+)", log).group(1))
+    assert resumed_at >= surely_saved, f"seed {seed}:\n{log}"
+    assert [int(s) for s in STEP_LINE.findall(log)] == list(range(resumed_at + 1, surely_saved + 6))
+    assert tf.train.latest_checkpoint(str(train_dir)).endswith(f"model.ckpt-{surely_saved + 5}")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_saves_the_current_step_and_exits_cleanly(stripe_data, tmp_path, signum):
+def test_a_signal_saves_the_current_step_and_exits_with_128_plus_its_number(stripe_data, tmp_path, signum):
     train_dir = tmp_path / "train"
     process = start("cifar10_train.py", tmp_path / "run.log",
                     *train_flags(stripe_data, train_dir, "--max_steps=100000", "--log_frequency=1",
@@ -82,7 +97,7 @@ def test_a_signal_saves_the_current_step_and_exits_cleanly(stripe_data, tmp_path
     wait_for(tmp_path / "run.log", r": step 5, loss")
     process.send_signal(signum)
     status, log = finish(process)
-    assert status == 0, log
+    assert status == 128 + signum, log  # unfinished, so that a job controller restarts it
     stopped = re.search(rf"stopped by {signum.name} at step (\d+); saved (\S+)", log)
     assert stopped, log
     assert stopped.group(2) == tf.train.latest_checkpoint(str(train_dir))
@@ -91,8 +106,20 @@ def test_a_signal_saves_the_current_step_and_exits_cleanly(stripe_data, tmp_path
     assert "Traceback" not in log
 
 
+def test_a_second_signal_during_the_save_exits_at_once(monkeypatch, capsys):
+    exits = []
+    monkeypatch.setattr(os, "_exit", exits.append)
+    with trainer._StopRequests() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.requested == signal.SIGINT and exits == []  # the first one: save, then stop
+        os.kill(os.getpid(), signal.SIGINT)
+    assert exits == [128 + signal.SIGINT]
+    assert "SIGINT again: exiting at once, without saving" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("summaries", ["--save_summaries_steps=0", "--save_summaries_steps=1"])
 def test_a_diverging_loss_stops_with_an_error_and_keeps_the_last_good_checkpoint(capsys, monkeypatch, stripe_data,
-                                                                                    tmp_path):
+                                                                                    tmp_path, summaries):
     train_dir = tmp_path / "train"
     assert cifar10_train.main(train_flags(stripe_data, train_dir, "--max_steps=10")) == 0
     good = tf.train.latest_checkpoint(str(train_dir))
@@ -100,13 +127,13 @@ def test_a_diverging_loss_stops_with_an_error_and_keeps_the_last_good_checkpoint
     capsys.readouterr()
 
     # A learning rate that blows the weights up at once.
-    monkeypatch.setattr(trainer, "learning_rate_schedule", lambda recipe, steps_per_epoch: lambda step: 1e30)
+    monkeypatch.setattr(trainer, "learning_rate_schedule", lambda *schedule: lambda examples_seen: 1e30)
     status = cifar10_train.main(train_flags(stripe_data, train_dir, "--max_steps=40", "--log_frequency=5",
-                                            "--save_checkpoint_steps=2"))
+                                            "--save_checkpoint_steps=2", summaries))
     err = capsys.readouterr().err
     assert status == 1
     assert re.search(r"error: Model diverged with (loss = (nan|inf)|non-finite weights) at step 1[0-5]", err), err
-    assert f"the latest good checkpoint ({good}) stays the latest" in err
+    assert f"the latest good checkpoint ({good}) stays the latest" in err and "Traceback" not in err
     assert tf.train.latest_checkpoint(str(train_dir)) == good
 
 
@@ -122,11 +149,24 @@ def test_the_waiting_evaluator_follows_a_trainer_that_prunes_checkpoints(stripe_
     wait_for(tmp_path / "eval.log", r"at step 80\)")
     evaluator.send_signal(signal.SIGINT)
     status, log = finish(evaluator)
-    assert status == 0 and "evaluator stopped" in log, log
+    assert status == 128 + signal.SIGINT and "evaluator stopped" in log, log
     assert "Traceback" not in log and not re.search("^error: ", log, re.M)
     steps = [int(s) for s in re.findall(r"precision @ 1 = [\d.]+ \(\d+/200 at step (\d+)\)", log)]
     assert len(steps) >= 2 and steps == sorted(set(steps)) and steps[-1] == 80
     assert all(step % 2 == 0 for step in steps)  # only checkpoints the trainer completed
+
+
+def test_the_waiting_evaluator_says_once_what_it_waits_for(stripe_data, tmp_path):
+    mistyped = tmp_path / "trian"
+    evaluator = start("cifar10_eval.py", tmp_path / "eval.log", f"--checkpoint_dir={mistyped}",
+                      f"--eval_dir={tmp_path / 'eval'}", "--eval_interval_secs=0.05", f"--data_dir={stripe_data}")
+    wait_for(tmp_path / "eval.log", "waiting for a checkpoint")
+    time.sleep(1)  # 20 looks more
+    evaluator.send_signal(signal.SIGTERM)
+    status, log = finish(evaluator)
+    assert status == 128 + signal.SIGTERM, log
+    assert log.count(f"waiting for a checkpoint in --checkpoint_dir={mistyped} (the trainer's --train_dir)") == 1
+    assert "evaluator stopped" in log and "Traceback" not in log
 
 
 def test_a_checkpoint_pruned_between_listing_and_loading_is_skipped(capsys, monkeypatch, stripe_data, tmp_path):
@@ -149,7 +189,7 @@ def test_a_checkpoint_pruned_between_listing_and_loading_is_skipped(capsys, monk
     out, err = capsys.readouterr()
     assert status == 0, err
     assert calls == [f"{train_dir}/model.ckpt-6", f"{train_dir}/model.ckpt-16"]
-    assert f"skipped {train_dir}/model.ckpt-6, which is gone or incomplete" in out
+    assert f"skipped {train_dir}/model.ckpt-6: its files are missing" in out
     assert re.search(r"precision @ 1 = [\d.]+ \(\d+/200 at step 16\)", out)
 
 
@@ -162,5 +202,5 @@ def test_an_unreadable_latest_checkpoint_is_a_clear_error(capsys, stripe_data, t
     status = cifar10_eval.main([f"--data_dir={stripe_data}", f"--checkpoint_dir={train_dir}",
                                 f"--eval_dir={tmp_path / 'eval'}", "--run_once", "--num_examples=200"])
     out, err = capsys.readouterr()
-    assert f"skipped {train_dir}/model.ckpt-2, which is gone or incomplete" in out
+    assert f"skipped {train_dir}/model.ckpt-2: it is damaged" in out
     assert status == 1 and f"{train_dir}/model.ckpt-2 is the latest checkpoint" in err and "Traceback" not in err

@@ -3,13 +3,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cifar10 import trainer
+from cifar10 import checkpoints, trainer
 from cifar10.config import RECIPES, Recipe
 
 
+BATCH = 8
+
+
 def rates(recipe, steps_per_epoch, steps):
-    schedule = trainer.learning_rate_schedule(recipe, steps_per_epoch)
-    return [float(schedule(tf.constant(step, tf.int64))) for step in steps]
+    """The learning rates at steps, with BATCH examples a step and steps_per_epoch steps an epoch."""
+    schedule = trainer.learning_rate_schedule(recipe, steps_per_epoch * BATCH, BATCH)
+    return [float(schedule(tf.constant(step * BATCH, tf.int64))) for step in steps]
 
 
 def test_the_tutorial_schedule_divides_by_ten_every_350_epochs():
@@ -35,7 +39,7 @@ def test_nesterov_momentum_update():
     images = tf.random.stateless_normal([16, 24, 24, 3], seed=[1, 1])
     labels = tf.range(16) % 10
     dataset = tf.data.Dataset.from_tensors((images, labels)).repeat()
-    step = trainer.make_train_step(tf.distribute.get_strategy(), state, 16, lambda s: 0.1, recipe)
+    step = trainer.make_train_step(tf.distribute.get_strategy(), state, 16, lambda examples_seen: 0.1, recipe)
     iterator = iter(dataset)
 
     with tf.GradientTape() as tape:
@@ -63,19 +67,19 @@ def test_label_smoothing_moves_part_of_the_target_to_every_class():
 
 def test_float16_loss_scaling_skips_overflowing_steps_and_adapts_the_scale():
     state = trainer.TrainState(compute_dtype=tf.float16)
-    assert float(state.loss_scale) == trainer.INITIAL_LOSS_SCALE
+    assert float(state.loss_scale) == checkpoints.INITIAL_LOSS_SCALE
     good = [tf.fill([2], 4.0)]
     gradients, rate = trainer._unscale(state, good, tf.constant(0.1))
-    np.testing.assert_allclose(gradients[0].numpy(), 4.0 / trainer.INITIAL_LOSS_SCALE)
+    np.testing.assert_allclose(gradients[0].numpy(), 4.0 / checkpoints.INITIAL_LOSS_SCALE)
     assert float(rate) == pytest.approx(0.1) and int(state.good_steps) == 1
 
     gradients, rate = trainer._unscale(state, [tf.constant([np.inf, 1.0])], tf.constant(0.1))
     assert float(rate) == 0.0 and np.all(gradients[0].numpy() == 0)
-    assert float(state.loss_scale) == trainer.INITIAL_LOSS_SCALE / 2 and int(state.good_steps) == 0
+    assert float(state.loss_scale) == checkpoints.INITIAL_LOSS_SCALE / 2 and int(state.good_steps) == 0
 
     state.good_steps.assign(trainer.LOSS_SCALE_GROWTH_STEPS - 1)
     trainer._unscale(state, good, tf.constant(0.1))
-    assert float(state.loss_scale) == trainer.INITIAL_LOSS_SCALE and int(state.good_steps) == 0
+    assert float(state.loss_scale) == checkpoints.INITIAL_LOSS_SCALE and int(state.good_steps) == 0
 
 
 def test_use_fp16_means_bfloat16_on_a_cpu_and_is_the_default_where_it_is_fast(monkeypatch):

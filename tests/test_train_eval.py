@@ -70,6 +70,14 @@ def test_precision_counts_a_partial_last_batch_exactly(capsys, stripe_data, tmp_
     assert len({correct for correct, _ in result_lines}) == 1  # the batch size changes nothing
 
 
+def test_the_evaluator_counts_every_record_of_the_chosen_set_by_default(capsys, stripe_data, tmp_path):
+    train(capsys, stripe_data, tmp_path / "train", "--max_steps=2", "--batch_size=16", "--save_summaries_steps=0")
+    _, out = evaluate(capsys, stripe_data, tmp_path / "train", tmp_path)
+    assert re.search(r"\(\d+/200 at step 2\)", out), out  # all of test_batch.bin
+    _, out = evaluate(capsys, stripe_data, tmp_path / "train", tmp_path, "--eval_data=train_eval")
+    assert re.search(r"\(\d+/500 at step 2\)", out), out  # all five training files
+
+
 def test_a_run_resumes_from_the_latest_checkpoint_and_continues_the_step_count(capsys, stripe_data, tmp_path):
     train_dir = tmp_path / "train"
     train(capsys, stripe_data, train_dir, "--max_steps=20", "--batch_size=16", "--log_frequency=5")
@@ -107,10 +115,11 @@ def test_the_fast_recipe_in_mixed_precision_runs_its_epochs_and_learns(capsys, s
     precision, eval_out = evaluate(capsys, stripe_data, train_dir, tmp_path, "--num_examples=200")
     assert precision >= 0.9, eval_out
 
-    # The float32 trainer resumes the mixed-precision checkpoint: one format.
+    # The float32 trainer resumes the mixed-precision checkpoint (one format), and the
+    # run, its recipe's epochs done, trains no further.
     out = train(capsys, stripe_data, train_dir, f"--max_steps={last + 10}", "--batch_size=50", "--log_frequency=5",
-                "--use_fp16=false")
-    assert f"model.ckpt-{last} at step {last} of {last + 10} (tutorial recipe, float32 compute)" in out
+                "--recipe=fast", "--use_fp16=false")
+    assert f"model.ckpt-{last} at step {last} of {last} (fast recipe, float32 compute)" in out
 
 
 def test_histogram_summaries_count_every_value_into_tensorboards_buckets(tmp_path):

@@ -1,0 +1,225 @@
+"""The checkpoint: what it holds, how it describes its run, and finding one that loads.
+
+Every trainer, with any number of replicas, workers, recipe or precision, writes one
+layout to <train_dir>/model.ckpt-<step>; the evaluator, the exporter and the predictor
+read its moving averages:
+
+  step            int64, the global step
+  examples_seen   int64, the examples trained on so far: the schedule runs on epochs
+                  (examples_seen / training records), so a run resumed with another
+                  global batch (more towers, another --batch_size) continues it
+  model/          the trained variables (float32), with the tutorial's names
+  averages/       their exponential moving averages, which evaluation uses
+  optimizer/      the momentum velocities
+  loss_scale, good_steps   dynamic loss scaling's state (float16 compute only)
+  description     JSON: the format version, the recipe and its values, the compute dtype
+
+Checkpoints of format 1 (before examples_seen, loss scaling state and description)
+still resume: the examples they saw are then taken as step x the current global batch.
+
+Folders are listed with os.listdir, never globbed (see config.check_folder_flag).
+"""
+import dataclasses
+import json
+import os
+import re
+
+import tensorflow as tf
+
+from cifar10.config import Cifar10Error
+from cifar10.model import FC_WEIGHT_DECAY, Cifar10Model
+
+FORMAT_VERSION = 2
+CHECKPOINT_NAME = "model.ckpt"
+CHECKPOINTS_TO_KEEP = 5
+DAMAGED_SUFFIX = ".damaged"  # a checkpoint that would not load is kept under this name
+INITIAL_LOSS_SCALE = 2.0 ** 15  # float16 only
+_STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"
+_EXAMPLES_SEEN_KEY = "examples_seen/.ATTRIBUTES/VARIABLE_VALUE"
+_NUMBERED = re.compile(rf"^{re.escape(CHECKPOINT_NAME)}-(\d+)\.index$")
+# What loading a checkpoint raises when its files are gone, damaged or hold another model.
+LOAD_ERRORS = (tf.errors.OpError, AssertionError, ValueError)
+
+
+class RunDescription(tf.train.experimental.PythonState):
+    """The checkpoint's description of the run that wrote it, kept as JSON: format
+    version, recipe name and values, compute dtype. Empty until set or restored."""
+
+    def __init__(self, **fields):
+        self.fields = fields
+
+    def serialize(self):
+        return json.dumps(self.fields, sort_keys=True)
+
+    def deserialize(self, string_value):
+        self.fields = json.loads(string_value)
+
+
+def describe(recipe_name, recipe, compute_dtype):
+    """The description fields of a run of recipe (a Recipe, named recipe_name)."""
+    return {"format": FORMAT_VERSION, "recipe": recipe_name, "recipe_values": dataclasses.asdict(recipe),
+            "compute_dtype": tf.as_dtype(compute_dtype).name}
+
+
+class TrainState(tf.Module):
+    """What a training checkpoint holds (see the module docstring), as variables:
+    create it inside a tf.distribute strategy's scope to mirror them."""
+
+    def __init__(self, compute_dtype=tf.float32, fc_weight_decay=FC_WEIGHT_DECAY, conv_weight_decay=0.0):
+        super().__init__(name="train_state")
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        self.examples_seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="examples_seen")
+        self.model = Cifar10Model(compute_dtype, fc_weight_decay, conv_weight_decay)
+        self.averages = Cifar10Model()
+        for average, variable in zip(self.averages.trainable_variables, self.model.trainable_variables):
+            average.assign(variable)
+        self.optimizer = tf.Module(name="momentum")
+        self.optimizer.velocities = [tf.Variable(tf.zeros_like(v), trainable=False, name="velocity")
+                                     for v in self.model.trainable_variables]
+        # float16 gradients need the loss scaled up so that they do not underflow.
+        self.loss_scale = tf.Variable(INITIAL_LOSS_SCALE if self.model.compute_dtype == tf.float16 else 1.0,
+                                      trainable=False, name="loss_scale")
+        self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="good_steps")
+        self.description = RunDescription()
+
+    def checkpoint(self, format_version=FORMAT_VERSION):
+        """A tf.train.Checkpoint of this state in the layout of format_version."""
+        format_1 = dict(step=self.step, model=self.model, averages=self.averages, optimizer=self.optimizer)
+        if format_version == 1:
+            return tf.train.Checkpoint(**format_1)
+        return tf.train.Checkpoint(**format_1, examples_seen=self.examples_seen, loss_scale=self.loss_scale,
+                                   good_steps=self.good_steps, description=self.description)
+
+    def restore(self, path):
+        """Load checkpoint path (format 1 or 2) into this state; returns its format version.
+        Raises one of LOAD_ERRORS if it is gone, damaged, or holds another model."""
+        reader = tf.train.load_checkpoint(path)  # reads the index: a damaged one fails here
+        format_version = FORMAT_VERSION if reader.has_tensor(_EXAMPLES_SEEN_KEY) else 1
+        self.checkpoint(format_version).read(path).assert_existing_objects_matched()
+        return format_version
+
+
+def averages_checkpoint(model, step):
+    """A tf.train.Checkpoint that reads only the step and the moving averages of a
+    training checkpoint into step (an int64 variable) and model (a Cifar10Model)."""
+    return tf.train.Checkpoint(step=step, averages=model)
+
+
+def restore_averages(model, path):
+    """Load the moving-average weights of checkpoint path into model (a Cifar10Model);
+    returns the checkpoint's step. Raises one of LOAD_ERRORS if it is gone, damaged or
+    holds another model."""
+    step = tf.Variable(0, dtype=tf.int64)
+    averages_checkpoint(model, step).read(path).assert_existing_objects_matched().expect_partial()
+    return int(step.numpy())
+
+
+def listed(directory, no_newer_than_state=False):
+    """The checkpoints of directory as paths without suffix, newest (highest step) first:
+    every model.ckpt-<step>.index there, and those that the state file ('checkpoint')
+    names even if their files are gone. With no_newer_than_state, none newer than the
+    state file's latest: a trainer names a checkpoint there only once it is complete,
+    which matters to a reader beside a running trainer."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        names = []
+    steps = {int(match.group(1)) for match in map(_NUMBERED.match, names) if match}
+    state = tf.train.get_checkpoint_state(directory) if "checkpoint" in names else None
+    named = [os.path.basename(p) for p in state.all_model_checkpoint_paths] if state else []
+    steps.update(int(name.rsplit("-", 1)[1]) for name in named if re.fullmatch(rf"{re.escape(CHECKPOINT_NAME)}-\d+", name))
+    if no_newer_than_state and state and state.model_checkpoint_path:
+        latest = os.path.basename(state.model_checkpoint_path)
+        if re.fullmatch(rf"{re.escape(CHECKPOINT_NAME)}-\d+", latest):
+            steps = {step for step in steps if step <= int(latest.rsplit("-", 1)[1])}
+    return [os.path.join(directory, f"{CHECKPOINT_NAME}-{step}") for step in sorted(steps, reverse=True)]
+
+
+def step_of(path):
+    """The step in a checkpoint path's name (model.ckpt-<step>)."""
+    return int(path.rsplit("-", 1)[1])
+
+
+def why_not_loaded(error):
+    """A short reason why loading a checkpoint raised error (one of LOAD_ERRORS)."""
+    if isinstance(error, tf.errors.NotFoundError):
+        return "its files are missing"
+    if isinstance(error, (AssertionError, ValueError)):
+        return f"it does not hold this model's variables in their shapes: {str(error).splitlines()[0]}"
+    return f"it is damaged: {str(error).strip().splitlines()[0]}"
+
+
+def newest_loadable(directory, load, newer_than=-1, tried=None, no_newer_than_state=False):
+    """Load the newest checkpoint of directory (above step newer_than) that loads.
+
+    load(path) loads one and returns anything, or raises one of LOAD_ERRORS. After each
+    failure the folder is listed again, so that a checkpoint written meanwhile comes
+    first. tried (a set) collects the paths attempted, so that a caller polling the
+    folder tries each only once. Returns (path, load's result, [(skipped path, reason)]),
+    with path None when none loads.
+    """
+    tried = set() if tried is None else tried
+    skipped = []
+    while True:
+        untried = [path for path in listed(directory, no_newer_than_state)
+                   if path not in tried and step_of(path) > newer_than]
+        if not untried:
+            return None, None, skipped
+        path = untried[0]
+        tried.add(path)
+        try:
+            return path, load(path), skipped
+        except LOAD_ERRORS as e:
+            skipped.append((path, why_not_loaded(e)))
+
+
+def none_loads_error(directory, flag, skipped):
+    """The Cifar10Error for a folder whose checkpoints all fail to load."""
+    reasons = "; ".join(f"{path}: {reason}" for path, reason in skipped)
+    return Cifar10Error(f"{skipped[0][0]} is the latest checkpoint in {flag}={directory}, but it cannot be "
+                        f"loaded, nor can any older one ({reasons}). Nothing was changed. Pass a new {flag}, or "
+                        "move the damaged checkpoints away and put good ones back.")
+
+
+def set_aside(path):
+    """Rename the files of checkpoint path (which would not load) to <path>.damaged.*,
+    so that a resumed run neither overwrites nor prunes them; returns the new prefix."""
+    directory, name = os.path.split(path)
+    kept = path + DAMAGED_SUFFIX
+    for file_name in os.listdir(directory):
+        if file_name.startswith(name + ".") and not file_name.startswith(name + DAMAGED_SUFFIX):
+            os.replace(os.path.join(directory, file_name), kept + file_name[len(name):])
+    return kept
+
+
+def forget(directory, paths, latest):
+    """Rewrite the state file of directory without paths, naming latest as the latest
+    checkpoint, so that retention counts only checkpoints that load. The checkpoints kept
+    keep their timestamps, by which CheckpointManager tells those it prunes."""
+    state = tf.train.get_checkpoint_state(directory)
+    names = [os.path.basename(p) for p in state.all_model_checkpoint_paths] if state else []
+    preserved = state.last_preserved_timestamp if state else 0.0
+    timestamps = list(state.all_model_checkpoint_timestamps) if state else []
+    if len(timestamps) != len(names):  # written without them: all newer than the preserved ones
+        timestamps = [preserved + 1] * len(names)
+    dropped = {os.path.basename(p) for p in paths}
+    kept = [(name, t) for name, t in zip(names, timestamps) if name not in dropped]
+    if os.path.basename(latest) not in names:
+        kept.append((os.path.basename(latest), max(preserved + 1, os.path.getmtime(latest + ".index"))))
+    # Names relative to the folder, as CheckpointManager writes them, so that it can move.
+    tf.compat.v1.train.update_checkpoint_state(
+        directory, os.path.basename(latest), all_model_checkpoint_paths=[name for name, _ in kept],
+        all_model_checkpoint_timestamps=[t for _, t in kept], last_preserved_timestamp=preserved)
+
+
+def recipe_differences(saved, recipe_name, recipe):
+    """How recipe (named recipe_name) differs from a checkpoint's saved description
+    fields: a list of 'name: saved -> now' strings, empty if it is the same."""
+    now = dataclasses.asdict(recipe)
+    saved_values = saved.get("recipe_values", {})
+    changes = [f"{key}: {saved_values.get(key)!r} -> {value!r}" for key, value in now.items()
+               if saved_values.get(key) != value]
+    if saved.get("recipe") != recipe_name:
+        changes.insert(0, f"recipe: {saved.get('recipe')!r} -> {recipe_name!r}")
+    return changes
+
