@@ -2,11 +2,11 @@
 
     python cifar10.py
 
-The tutorial's model module itself is the package cifar10/ beside this file: from
-this folder, `import cifar10` imports the package (a package wins over a module of the
-same name), which offers the original functions: cifar10.inference, cifar10.loss,
-cifar10.train, cifar10.inputs, cifar10.distorted_inputs,
-cifar10.maybe_download_and_extract.
+A command only, not the library: this file is not what `import cifar10` imports. That
+is the package, the folder cifar10/ beside this file (a package wins over a module of
+the same name), whose cifar10.model holds the network. The original tutorial's
+cifar10.py was the model module; the README's "Coming from the original tutorial" says
+where each of its functions went.
 """
 import os
 import sys
@@ -15,7 +15,7 @@ import numpy as np
 
 
 def main(argv=None):
-    from cifar10.model import Cifar10Model  # the package, not this file
+    from cifar10.model import Cifar10Model  # the package cifar10/, not this file
     model = Cifar10Model()
     total = 0
     for variable in model.trainable_variables:

@@ -7,13 +7,13 @@
 As a command it downloads and extracts the data unless it is there, checks every batch
 file (size, labels) and prints the record counts.
 """
-import argparse
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the log
 
-from cifar10 import cli, config, data  # noqa: E402
+from cifar10 import cli, data  # noqa: E402
+from cifar10.config import TrainConfig  # noqa: E402
 from cifar10.data import (CLASS_NAMES, CROPPED_SIZE, IMAGE_SIZE, NUM_CLASSES, count_records,  # noqa: F401
                           distorted_inputs, inputs, maybe_download_and_extract, read_records)  # noqa: E402
 
@@ -26,10 +26,7 @@ def check_data(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_dir", default=config.DEFAULT_DATA_DIR, help="Folder of the CIFAR-10 data.")
-    parser.add_argument("--data_url", default=config.DATA_URL, help="Where to download the archive from.")
-    cli.add_verbose_flag(parser)
+    parser = cli.parser_for(TrainConfig, __doc__, only=("data_dir", "data_url"))
     return cli.run(check_data, parser.parse_args(argv))
 
 

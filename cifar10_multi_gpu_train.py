@@ -7,25 +7,22 @@ the towers' gradients are averaged into one set of variables. On a machine with 
 GPU the towers run on as many logical CPU devices. Checkpoints are the same as
 cifar10_train.py's: either trainer resumes the other's, and cifar10_eval.py reads both.
 """
+import os
 import sys
 
-import cifar10_train
-from cifar10 import cli
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the log
 
-
-def build_parser():
-    """cifar10_train.py's flags plus --num_gpus."""
-    parser = cifar10_train.build_parser(__doc__)
-    parser.add_argument("--num_gpus", type=int, default=1, help="How many GPUs (towers) to use.")
-    return parser
+from cifar10 import cli, trainer  # noqa: E402
+from cifar10.config import TrainConfig  # noqa: E402
 
 
 def main(argv=None):
-    parser = build_parser()
+    parser = cli.parser_for(TrainConfig, __doc__)
+    parser.add_argument("--num_gpus", type=int, default=1, help="How many GPUs (towers) to use.")
     args = parser.parse_args(argv)
     if args.num_gpus < 1:
         parser.error(f"--num_gpus={args.num_gpus}: it must be at least 1")
-    return cli.run(lambda a: cifar10_train.run_training(a, num_gpus=a.num_gpus), args)
+    return cli.run(lambda a: trainer.run(cli.config_from(TrainConfig, a), num_gpus=a.num_gpus), args)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks import keras_baseline  # noqa: E402
 from cifar10 import data, evaluator, trainer  # noqa: E402
-from cifar10.config import RECIPES, TrainConfig  # noqa: E402
+from cifar10.config import TrainConfig  # noqa: E402
 from cifar10.model import Cifar10Model  # noqa: E402
 
 SYNTHETIC_TRAIN_RECORDS = 25_000
@@ -48,28 +48,24 @@ def write_synthetic_data(folder):
 
 
 class OurTrainer:
-    """This project's training step (one device) in the given compute dtype."""
+    """This project's training step (one device) in the given compute dtype, as
+    trainer.build sets it up for cifar10_train.py (in a scratch --train_dir)."""
 
-    def __init__(self, filenames, batch_size, dtype):
-        recipe = RECIPES["tutorial"]
-        strategy = tf.distribute.get_strategy()
-        self.state = trainer.TrainState(dtype, recipe.fc_weight_decay)
-        records = data.count_records(filenames)
-        schedule = trainer.learning_rate_schedule(recipe, records, batch_size)
-        self.step = trainer.make_train_step(strategy, self.state, batch_size, schedule, recipe)
-        self.dataset = strategy.distribute_datasets_from_function(
-            lambda context: data.training_dataset(filenames, batch_size, context))
+    def __init__(self, data_dir, batch_size, dtype):
+        config = TrainConfig(data_dir=data_dir, train_dir=tempfile.mkdtemp(prefix="cifar10_benchmark_train_"),
+                             batch_size=batch_size, use_fp16=dtype != tf.float32)
+        self.training = trainer.build(config, tf.distribute.get_strategy())
 
     def seconds_per_step(self, steps):
         # A new iterator each window, as Keras's fit makes: batches prefetched while the
         # other trainers ran would otherwise come for free.
-        iterator = iter(self.dataset)
+        iterator = iter(self.training.dataset)
         for _ in range(SKIPPED_STEPS):
-            loss, _, _ = self.step(iterator)
+            loss, _, _ = self.training.train_step(iterator)
         float(loss)
         start = time.perf_counter()
         for _ in range(steps):
-            loss, _, _ = self.step(iterator)
+            loss, _, _ = self.training.train_step(iterator)
         float(loss)  # waits for the last step
         return (time.perf_counter() - start) / steps
 
@@ -132,9 +128,9 @@ def main():
     baseline = "Keras model.fit, plain tf.data"
     trainers = {
         f"ours, float32{' (default)' if default == tf.float32 else ''}":
-            OurTrainer(train_files, args.batch_size, tf.float32),
+            OurTrainer(data_dir, args.batch_size, tf.float32),
         f"ours, {mixed.name} (--use_fp16){' (default)' if default == mixed else ''}":
-            OurTrainer(train_files, args.batch_size, mixed),
+            OurTrainer(data_dir, args.batch_size, mixed),
         baseline: KerasTrainer(keras_baseline.plain_dataset(train_files, args.batch_size)),
         "Keras model.fit, our input pipeline": KerasTrainer(data.training_dataset(train_files, args.batch_size)),
     }

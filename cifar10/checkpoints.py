@@ -17,16 +17,16 @@ read its moving averages:
 Checkpoints of format 1 (before examples_seen, loss scaling state and description)
 still resume: the examples they saw are then taken as step x the current global batch.
 
-Folders are listed with os.listdir, never globbed (see config.check_folder_flag).
+Folders are listed with os.listdir, never globbed (see errors.check_folder_flag).
 """
-import dataclasses
+import datetime
 import json
 import os
 import re
 
 import tensorflow as tf
 
-from cifar10.config import Cifar10Error
+from cifar10.errors import Cifar10Error, check_folder_flag
 from cifar10.model import FC_WEIGHT_DECAY, Cifar10Model
 
 FORMAT_VERSION = 2
@@ -34,9 +34,9 @@ CHECKPOINT_NAME = "model.ckpt"
 CHECKPOINTS_TO_KEEP = 5
 DAMAGED_SUFFIX = ".damaged"  # a checkpoint that would not load is kept under this name
 INITIAL_LOSS_SCALE = 2.0 ** 15  # float16 only
-_STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"
+STEP, AVERAGES = "step", "averages"  # the keys that evaluation reads, of those TrainState writes
 _EXAMPLES_SEEN_KEY = "examples_seen/.ATTRIBUTES/VARIABLE_VALUE"
-_NUMBERED = re.compile(rf"^{re.escape(CHECKPOINT_NAME)}-(\d+)\.index$")
+_NUMBERED = re.compile(rf"^{re.escape(CHECKPOINT_NAME)}-(\d+)$")  # a checkpoint's name, without suffix
 # What loading a checkpoint raises when its files are gone, damaged or hold another model.
 LOAD_ERRORS = (tf.errors.OpError, AssertionError, ValueError)
 
@@ -55,9 +55,9 @@ class RunDescription(tf.train.experimental.PythonState):
         self.fields = json.loads(string_value)
 
 
-def describe(recipe_name, recipe, compute_dtype):
-    """The description fields of a run of recipe (a Recipe, named recipe_name)."""
-    return {"format": FORMAT_VERSION, "recipe": recipe_name, "recipe_values": dataclasses.asdict(recipe),
+def describe(recipe, compute_dtype):
+    """The description fields of a run of recipe (a config.Recipe) in compute_dtype."""
+    return {"format": FORMAT_VERSION, "recipe": recipe.name, "recipe_values": recipe.values(),
             "compute_dtype": tf.as_dtype(compute_dtype).name}
 
 
@@ -84,7 +84,7 @@ class TrainState(tf.Module):
 
     def checkpoint(self, format_version=FORMAT_VERSION):
         """A tf.train.Checkpoint of this state in the layout of format_version."""
-        format_1 = dict(step=self.step, model=self.model, averages=self.averages, optimizer=self.optimizer)
+        format_1 = {STEP: self.step, "model": self.model, AVERAGES: self.averages, "optimizer": self.optimizer}
         if format_version == 1:
             return tf.train.Checkpoint(**format_1)
         return tf.train.Checkpoint(**format_1, examples_seen=self.examples_seen, loss_scale=self.loss_scale,
@@ -99,18 +99,12 @@ class TrainState(tf.Module):
         return format_version
 
 
-def averages_checkpoint(model, step):
-    """A tf.train.Checkpoint that reads only the step and the moving averages of a
-    training checkpoint into step (an int64 variable) and model (a Cifar10Model)."""
-    return tf.train.Checkpoint(step=step, averages=model)
-
-
 def restore_averages(model, path):
     """Load the moving-average weights of checkpoint path into model (a Cifar10Model);
     returns the checkpoint's step. Raises one of LOAD_ERRORS if it is gone, damaged or
     holds another model."""
     step = tf.Variable(0, dtype=tf.int64)
-    averages_checkpoint(model, step).read(path).assert_existing_objects_matched().expect_partial()
+    tf.train.Checkpoint(**{STEP: step, AVERAGES: model}).read(path).assert_existing_objects_matched().expect_partial()
     return int(step.numpy())
 
 
@@ -124,15 +118,20 @@ def listed(directory, no_newer_than_state=False):
         names = os.listdir(directory)
     except OSError:
         names = []
-    steps = {int(match.group(1)) for match in map(_NUMBERED.match, names) if match}
+    steps = {_step_in(name[:-len(".index")]) for name in names if name.endswith(".index")}
     state = tf.train.get_checkpoint_state(directory) if "checkpoint" in names else None
-    named = [os.path.basename(p) for p in state.all_model_checkpoint_paths] if state else []
-    steps.update(int(name.rsplit("-", 1)[1]) for name in named if re.fullmatch(rf"{re.escape(CHECKPOINT_NAME)}-\d+", name))
-    if no_newer_than_state and state and state.model_checkpoint_path:
-        latest = os.path.basename(state.model_checkpoint_path)
-        if re.fullmatch(rf"{re.escape(CHECKPOINT_NAME)}-\d+", latest):
-            steps = {step for step in steps if step <= int(latest.rsplit("-", 1)[1])}
-    return [os.path.join(directory, f"{CHECKPOINT_NAME}-{step}") for step in sorted(steps, reverse=True)]
+    if state:
+        steps.update(_step_in(os.path.basename(path)) for path in state.all_model_checkpoint_paths)
+        latest = _step_in(os.path.basename(state.model_checkpoint_path))
+        if no_newer_than_state and latest is not None:
+            steps = {step for step in steps if step is not None and step <= latest}
+    return [os.path.join(directory, f"{CHECKPOINT_NAME}-{step}") for step in sorted(steps - {None}, reverse=True)]
+
+
+def _step_in(name):
+    """The step of a checkpoint named model.ckpt-<step>; None for any other name."""
+    match = _NUMBERED.match(name)
+    return int(match.group(1)) if match else None
 
 
 def step_of(path):
@@ -174,11 +173,28 @@ def newest_loadable(directory, load, newer_than=-1, tried=None, no_newer_than_st
 
 
 def none_loads_error(directory, flag, skipped):
-    """The Cifar10Error for a folder whose checkpoints all fail to load."""
+    """The Cifar10Error for a folder without a checkpoint that loads: skipped lists
+    (path, reason) of those that did not; empty, the folder has none."""
+    if not skipped:
+        return Cifar10Error(f"No checkpoint found in {flag}={directory}. Train first (cifar10_train.py "
+                            f"--train_dir=...), or point {flag} at the trainer's --train_dir.")
     reasons = "; ".join(f"{path}: {reason}" for path, reason in skipped)
     return Cifar10Error(f"{skipped[0][0]} is the latest checkpoint in {flag}={directory}, but it cannot be "
                         f"loaded, nor can any older one ({reasons}). Nothing was changed. Pass a new {flag}, or "
                         "move the damaged checkpoints away and put good ones back.")
+
+
+def restore_newest_averages(model, checkpoint_dir):
+    """Load into model (a Cifar10Model) the moving averages of the newest checkpoint of
+    checkpoint_dir (--checkpoint_dir) that loads, printing which newer ones were skipped
+    and why; returns (its path, its step). Raises Cifar10Error when none loads."""
+    check_folder_flag(checkpoint_dir, "--checkpoint_dir")
+    path, step, skipped = newest_loadable(checkpoint_dir, lambda p: restore_averages(model, p))
+    for skipped_path, reason in skipped:
+        print(f"{datetime.datetime.now()}: skipped {skipped_path}: {reason}", flush=True)
+    if path is None:
+        raise none_loads_error(checkpoint_dir, "--checkpoint_dir", skipped)
+    return path, step
 
 
 def set_aside(path):
@@ -212,14 +228,12 @@ def forget(directory, paths, latest):
         all_model_checkpoint_timestamps=[t for _, t in kept], last_preserved_timestamp=preserved)
 
 
-def recipe_differences(saved, recipe_name, recipe):
-    """How recipe (named recipe_name) differs from a checkpoint's saved description
-    fields: a list of 'name: saved -> now' strings, empty if it is the same."""
-    now = dataclasses.asdict(recipe)
+def recipe_differences(saved, recipe):
+    """How recipe (a config.Recipe) differs from a checkpoint's saved description fields:
+    a list of 'name: saved -> now' strings, empty if it is the same."""
     saved_values = saved.get("recipe_values", {})
-    changes = [f"{key}: {saved_values.get(key)!r} -> {value!r}" for key, value in now.items()
+    changes = [f"{key}: {saved_values.get(key)!r} -> {value!r}" for key, value in recipe.values().items()
                if saved_values.get(key) != value]
-    if saved.get("recipe") != recipe_name:
-        changes.insert(0, f"recipe: {saved.get('recipe')!r} -> {recipe_name!r}")
+    if saved.get("recipe") != recipe.name:
+        changes.insert(0, f"recipe: {saved.get('recipe')!r} -> {recipe.name!r}")
     return changes
-

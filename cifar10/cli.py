@@ -1,14 +1,16 @@
-"""What the entry-point scripts share: boolean flags and turning errors into messages.
+"""What the entry-point scripts share: flags built from the config dataclasses, and
+turning errors and signals into messages and exit statuses.
 
-The flags themselves are defined in the scripts, when they run, never at import time.
+The flags are defined when a script runs, never at import time.
 """
 import argparse
 import contextlib
+import dataclasses
 import signal
 import sys
 import traceback
 
-from cifar10.config import Cifar10Error, SignalExit
+from cifar10.errors import Cifar10Error, SignalExit
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -29,6 +31,40 @@ def add_bool_flag(parser, name, help, default=False):
 
 def add_verbose_flag(parser):
     add_bool_flag(parser, "verbose", "On an error, also print the Python traceback.")
+
+
+def parser_for(config_class, description, only=None):
+    """An argparse parser with a --<field> flag for each field of config_class (a config
+    dataclass; only those named in only, if given), plus --verbose. A field's type and
+    default are the flag's; its metadata 'help' is the flag's help; values are checked
+    by the config itself, in one place. Boolean flags take --flag, --flag=true or
+    --flag=false. description: the script's docstring."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for field in dataclasses.fields(config_class):
+        if only is not None and field.name not in only:
+            continue
+        help = field.metadata["help"]
+        if field.type is bool:
+            add_bool_flag(parser, field.name, help, default=field.default)
+        else:
+            # A recipe is given by name; the config turns the name into the Recipe.
+            flag_type = field.type if field.type in (int, float, str) else str
+            default = getattr(field.default, "name", field.default)
+            parser.add_argument(f"--{field.name}", type=flag_type, default=default, help=help)
+    add_verbose_flag(parser)
+    return parser
+
+
+def main(config_class, action, description, argv=None):
+    """A script's main: parse argv into a config_class object, call action(config) and
+    return the exit status (see run)."""
+    args = parser_for(config_class, description).parse_args(argv)
+    return run(lambda parsed: action(config_from(config_class, parsed)), args)
+
+
+def config_from(config_class, args):
+    """The config_class object for parsed flags (Cifar10Error if a value is out of range)."""
+    return config_class(**{field.name: getattr(args, field.name) for field in dataclasses.fields(config_class)})
 
 
 def _raise_signal_exit(signum, frame):

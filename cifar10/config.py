@@ -1,11 +1,14 @@
 """Configuration of the CIFAR-10 programs, in one place.
 
-The entry-point scripts turn their flags into one of these small, frozen objects and
+Each setting is declared once, as a field of one of these small, frozen dataclasses:
+its name is the flag's, its type and default the flag's, its `help` metadata the flag's
+help (cifar10.cli builds the flags from them), and __post_init__ is the one place that
+checks the values. The entry-point scripts turn their flags into a config object and
 pass it into the library; nothing in the library reads flags or global state.
 """
 import dataclasses
-import os
-import tempfile
+
+from cifar10.errors import Cifar10Error, check_folder_flag
 
 DEFAULT_DATA_DIR = "/tmp/cifar10_data"
 DEFAULT_TRAIN_DIR = "/tmp/cifar10_train"
@@ -27,6 +30,7 @@ class Recipe:
     linear warm-up over warmup_epochs (but at least 300 steps) and followed by a linear
     decay to 0 at epochs.
     """
+    name: str = "custom"
     epochs: float = None
     learning_rate: float = 0.1
     momentum: float = 0.0
@@ -37,63 +41,26 @@ class Recipe:
     label_smoothing: float = 0.0    # weight of the uniform distribution in the targets
     cutout: int = 0                 # side in pixels of a square blanked in each training image
 
+    def values(self):
+        """The recipe's settings, {field: value}, without its name."""
+        return {key: value for key, value in dataclasses.asdict(self).items() if key != "name"}
 
-RECIPES = {
-    "tutorial": Recipe(),
+
+RECIPES = {recipe.name: recipe for recipe in (
+    Recipe("tutorial"),
     # Tuned for time to accuracy on this network (see README.md, "Speed").
-    "fast": Recipe(epochs=110, learning_rate=0.03, momentum=0.9, nesterov=True, warmup_epochs=2,
-                   fc_weight_decay=0.001),
+    Recipe("fast", epochs=110, learning_rate=0.03, momentum=0.9, nesterov=True, warmup_epochs=2,
+           fc_weight_decay=0.001),
     # Longer, regularized against the over-fitting that ends "fast": the tutorial's weight
     # decay on local3 and local4, weight decay on the convolutions, label smoothing, cutout.
-    "long": Recipe(epochs=300, learning_rate=0.03, momentum=0.9, nesterov=True, warmup_epochs=2,
-                   fc_weight_decay=0.004, conv_weight_decay=0.001, label_smoothing=0.1, cutout=8),
-}
+    Recipe("long", epochs=300, learning_rate=0.03, momentum=0.9, nesterov=True, warmup_epochs=2,
+           fc_weight_decay=0.004, conv_weight_decay=0.001, label_smoothing=0.1, cutout=8),
+)}
 
 
-class Cifar10Error(Exception):
-    """A problem the user can fix: the message names the file or flag and what to do.
-
-    The entry points print it as one paragraph and exit with status 1, without a
-    traceback (unless --verbose).
-    """
-
-
-class SignalExit(BaseException):
-    """The program was asked to stop by signal signum (SIGINT or SIGTERM); the entry points
-    exit with status 128 + signum, as a shell reports a process ended by that signal, so
-    that job controllers see the run as unfinished. A BaseException, as KeyboardInterrupt,
-    so that no `except Exception` swallows it and every `finally` cleans up on the way."""
-
-    def __init__(self, signum, message=""):
-        super().__init__(message)
-        self.signum = signum
-
-
-def check_writable_dir(path, flag):
-    """Create folder path if needed and make sure files can be written in it; raises
-    Cifar10Error naming the flag otherwise (as root, permissions alone do not stop us)."""
-    try:
-        os.makedirs(path, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as e:
-        raise Cifar10Error(f"Cannot write to {flag}={path}: {e.strerror}. Pass a folder you can write to, "
-                           "or fix its permissions.") from e
-
-
-# TensorFlow's checkpoint functions read these in a path as a file-name pattern
-# (TensorFlow issue 34290): a folder named with them never finds its own checkpoints.
-GLOB_CHARACTERS = "*?[\\"
-
-
-def check_folder_flag(path, flag):
-    """Raise Cifar10Error if path, the value of flag, holds a glob character."""
-    found = [c for c in GLOB_CHARACTERS if c in path]
-    if found:
-        raise Cifar10Error(f"{flag}={path} contains {' and '.join(repr(c) for c in found)}, which TensorFlow reads "
-                           "as a file-name pattern when it looks for checkpoints (TensorFlow issue 34290): "
-                           "checkpoints there would never be found again. Pass a folder whose path has none of "
-                           f"{' '.join(GLOB_CHARACTERS)}.")
+def setting(default, help):
+    """A config field that is also a flag: --<field name>=<value>, explained by help."""
+    return dataclasses.field(default=default, metadata={"help": help})
 
 
 def _require(condition, message):
@@ -101,28 +68,40 @@ def _require(condition, message):
         raise Cifar10Error(message)
 
 
+DATA_DIR_HELP = "Folder of the CIFAR-10 data: cifar-10-batches-bin/, or the archive to extract or download."
+DATA_URL_HELP = "Where to download the archive from when --data_dir lacks it (a mirror)."
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Everything a training run needs; the trainers' flags map onto these fields.
+    """Everything a training run needs: the trainers' flags.
 
-    batch_size is per replica (per tower): a step sees batch_size x replicas examples.
-    save_checkpoint_secs and save_checkpoint_steps: save when either is due; 0 turns
-    that trigger off.
+    batch_size is per replica: a step sees batch_size x replicas examples. recipe may be
+    given by name; the config then holds the Recipe itself.
     """
-    data_dir: str = DEFAULT_DATA_DIR
-    train_dir: str = DEFAULT_TRAIN_DIR
-    max_steps: int = 1_000_000
-    batch_size: int = 128
-    log_frequency: int = 10
-    log_device_placement: bool = False
-    save_checkpoint_secs: float = 600.0
-    save_checkpoint_steps: int = 0
-    save_summaries_steps: int = 100
-    data_url: str = DATA_URL
-    recipe: str = "tutorial"
-    use_fp16: bool = None  # None: mixed precision where the hardware has fast 16-bit arithmetic
+    data_dir: str = setting(DEFAULT_DATA_DIR, DATA_DIR_HELP)
+    train_dir: str = setting(DEFAULT_TRAIN_DIR, "Folder for checkpoints and event logs; a run resumes from the "
+                                                "checkpoints there.")
+    max_steps: int = setting(1_000_000, "Train until the step count reaches this (resumed runs included).")
+    batch_size: int = setting(128, "Images per batch, per replica (each tower's, with several).")
+    log_frequency: int = setting(10, "How often, in steps, to log the loss and speed.")
+    log_device_placement: bool = setting(False, "Log the device each operation runs on.")
+    save_checkpoint_secs: float = setting(600.0, "Save a checkpoint at least this often, in seconds (0: off).")
+    save_checkpoint_steps: int = setting(0, "Also save every this many steps (0: off).")
+    save_summaries_steps: int = setting(100, "Write histograms and images to TensorBoard every this many steps "
+                                             "(0: off).")
+    recipe: Recipe = setting(RECIPES["tutorial"], f"How to train: {', '.join(RECIPES)}. 'tutorial': the original "
+                                                  "schedule, until --max_steps; the others: momentum, warm-up and "
+                                                  "linear decay over a fixed number of epochs (README.md, Speed).")
+    use_fp16: bool = setting(None, "Mixed precision: bfloat16 on a CPU, float16 with loss scaling on a GPU; "
+                                   "variables and moving averages stay float32. Default: on where the hardware "
+                                   "computes in 16 bits natively (a GPU, or a CPU with AMX or AVX512-BF16).")
+    data_url: str = setting(DATA_URL, DATA_URL_HELP)
 
     def __post_init__(self):
+        if isinstance(self.recipe, str):
+            _require(self.recipe in RECIPES, f"--recipe={self.recipe}: use one of {', '.join(RECIPES)}.")
+            object.__setattr__(self, "recipe", RECIPES[self.recipe])
         _require(self.max_steps >= 0, f"--max_steps={self.max_steps}: it must be 0 or more.")
         _require(self.batch_size >= 1, f"--batch_size={self.batch_size}: it must be at least 1.")
         _require(self.log_frequency >= 1, f"--log_frequency={self.log_frequency}: it must be at least 1.")
@@ -130,31 +109,26 @@ class TrainConfig:
                  f"--save_checkpoint_secs={self.save_checkpoint_secs}: use 0 to turn it off, or a positive number.")
         _require(self.save_checkpoint_steps >= 0,
                  f"--save_checkpoint_steps={self.save_checkpoint_steps}: use 0 to turn it off, or a positive number.")
-        _require(self.recipe in RECIPES, f"--recipe={self.recipe}: use one of {', '.join(RECIPES)}.")
-        _require(self.save_summaries_steps >= 0, f"save_summaries_steps={self.save_summaries_steps}: it must be 0 (off) or more.")
+        _require(self.save_summaries_steps >= 0,
+                 f"--save_summaries_steps={self.save_summaries_steps}: it must be 0 (off) or more.")
         check_folder_flag(self.train_dir, "--train_dir")
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-    """Everything an evaluation needs; cifar10_eval.py's flags map onto these fields.
-
-    eval_data is 'test' (test_batch.bin) or 'train_eval' (the training files).
-    num_examples: how many examples of that set to evaluate, from its start; None, all.
-    views: 1 (the central crop, the tutorial's), 2 (and its mirror image) or 10 (the
-    central and four corner crops, each also mirrored): predictions are averaged over them.
-    batch_size: images the model sees at once, views included.
-    """
-    data_dir: str = DEFAULT_DATA_DIR
-    eval_dir: str = DEFAULT_EVAL_DIR
-    checkpoint_dir: str = DEFAULT_TRAIN_DIR
-    eval_data: str = "test"
-    eval_interval_secs: float = 300.0
-    num_examples: int = None
-    run_once: bool = False
-    batch_size: int = 1000
-    data_url: str = DATA_URL
-    views: int = 1
+    """Everything an evaluation needs: cifar10_eval.py's flags."""
+    eval_dir: str = setting(DEFAULT_EVAL_DIR, "Folder to write event logs to.")
+    eval_data: str = setting("test", "Evaluate test_batch.bin ('test') or the training files ('train_eval').")
+    checkpoint_dir: str = setting(DEFAULT_TRAIN_DIR, "Folder the trainer writes checkpoints to (its --train_dir).")
+    eval_interval_secs: float = setting(300.0, "How often, in seconds, to look for a new checkpoint.")
+    num_examples: int = setting(None, "How many examples of the set to evaluate, from its start (default: all).")
+    run_once: bool = setting(False, "Evaluate the latest checkpoint once and exit.")
+    data_dir: str = setting(DEFAULT_DATA_DIR, DATA_DIR_HELP)
+    batch_size: int = setting(1000, "Images the model sees at once, views included (does not change the result).")
+    views: int = setting(1, "Views of each image to average predictions over: 1, the central 24x24 crop (the "
+                            "tutorial's); 2, it and its mirror image; 10, the central and four corner crops and "
+                            "their mirror images (cuda-convnet's multi-view test).")
+    data_url: str = setting(DATA_URL, DATA_URL_HELP)
 
     def __post_init__(self):
         _require(self.views in EVAL_VIEW_COUNTS, f"--views={self.views}: use one of {EVAL_VIEW_COUNTS}.")
@@ -169,3 +143,16 @@ class EvalConfig:
                  "(use --run_once to evaluate once).")
         check_folder_flag(self.checkpoint_dir, "--checkpoint_dir")
         check_folder_flag(self.eval_dir, "--eval_dir")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """What cifar10_export.py needs: its flags."""
+    checkpoint_dir: str = setting(DEFAULT_TRAIN_DIR, "Folder the trainer writes checkpoints to (its --train_dir); "
+                                                     "its newest checkpoint that loads is exported.")
+    export_dir: str = setting(DEFAULT_EXPORT_DIR, "The model's base path: the SavedModel goes into a subfolder "
+                                                  "named by the step.")
+
+    def __post_init__(self):
+        check_folder_flag(self.checkpoint_dir, "--checkpoint_dir")
+        check_folder_flag(self.export_dir, "--export_dir")

@@ -24,7 +24,10 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
-from cifar10.config import DATA_URL, EVAL_VIEW_COUNTS, Cifar10Error, check_writable_dir
+from cifar10.config import DATA_URL
+from cifar10.errors import Cifar10Error, check_writable_dir
+# The shapes and class names, importable from here too (data.NUM_CLASSES, ...).
+from cifar10.shapes import CLASS_NAMES, CROPPED_SIZE, DEPTH, IMAGE_SIZE, NUM_CLASSES  # noqa: F401
 
 ARCHIVE_NAME = "cifar-10-binary.tar.gz"
 ARCHIVE_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
@@ -40,15 +43,9 @@ MAX_OTHER_FILE_BYTES = 1 << 20       # bound on batches.meta.txt and readme.html
 # A full disk or quota: told apart from other I/O errors, because the fix is the user's.
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
-IMAGE_SIZE = 32          # pixels, height and width of a stored image
-CROPPED_SIZE = 24        # pixels, height and width of what the model sees
-DEPTH = 3                # colour channels
 LABEL_BYTES = 1
 IMAGE_BYTES = IMAGE_SIZE * IMAGE_SIZE * DEPTH
 RECORD_BYTES = LABEL_BYTES + IMAGE_BYTES  # 3,073
-NUM_CLASSES = 10
-CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
-               "dog", "frog", "horse", "ship", "truck")
 
 MAX_FILE_BYTES = RECORDS_PER_FILE * RECORD_BYTES  # 30,730,000: bound on an extracted batch file
 EXTRACTED_BYTES = (len(TRAIN_FILES) + 1) * MAX_FILE_BYTES
@@ -331,10 +328,9 @@ def training_dataset(filenames, batch_size, input_context=None, cutout=0):
 def evaluation_views(images, views):
     """The views of a batch that evaluation averages its predictions over: uint8
     [B, 32, 32, 3] -> float32 [B, views, 24, 24, 3], each per-image standardized. views
-    (one of EVAL_VIEW_COUNTS): 1, the central crop; 2, it and its mirror image; 10, the
-    central and the four corner crops, and the mirror image of each."""
-    if views not in EVAL_VIEW_COUNTS:
-        raise ValueError(f"views={views}: use one of {EVAL_VIEW_COUNTS}")
+    (one of config.EVAL_VIEW_COUNTS, which EvalConfig checks): 1, the central crop; 2, it
+    and its mirror image; 10, the central and the four corner crops, and the mirror image
+    of each."""
     margin, far = (IMAGE_SIZE - CROPPED_SIZE) // 2, IMAGE_SIZE - CROPPED_SIZE
     corners = [(margin, margin)] + ([(0, 0), (0, far), (far, 0), (far, far)] if views == 10 else [])
     crops = [images[:, row:row + CROPPED_SIZE, col:col + CROPPED_SIZE, :] for row, col in corners]
@@ -359,17 +355,20 @@ def evaluation_dataset(filenames, batch_size, num_examples, views=1):
 
 
 def distorted_inputs(data_dir, batch_size):
-    """The original's training input: augmented batches from data_dir's training files,
-    after checking them. Returns a tf.data.Dataset of (float32 [B, 24, 24, 3], int32 [B])."""
+    """The original cifar10_input.distorted_inputs, same signature and augmentation:
+    endless augmented batches from data_dir's training files, after checking them. Returns
+    a tf.data.Dataset of (float32 [B, 24, 24, 3], int32 [B]) where the original returned
+    the two tensors of a queue."""
     filenames = data_files(data_dir)
     count_records(filenames)
     return training_dataset(filenames, batch_size)
 
 
 def inputs(eval_data, data_dir, batch_size):
-    """The original's evaluation input: every record of the set eval_data names ('test'
-    or True, test_batch.bin; 'train_eval' or False, the training files) once, centrally
-    cropped. Returns a tf.data.Dataset of (float32 [B, 24, 24, 3], int32 [B]); the last
-    batch may be smaller. Raises Cifar10Error for any other eval_data, None included."""
+    """The original cifar10_input.inputs, same signature and preprocessing: every record of
+    the set eval_data names ('test' or True, test_batch.bin; 'train_eval' or False, the
+    training files) once, centrally cropped. Returns a tf.data.Dataset of (float32
+    [B, 24, 24, 3], int32 [B]) where the original returned the two tensors of a queue; the
+    last batch may be smaller. Raises Cifar10Error for any other eval_data, None included."""
     filenames = [os.path.join(data_dir, BATCHES_DIR, name) for name in eval_set_names(eval_data)]
     return evaluation_dataset(filenames, batch_size, count_records(filenames))

@@ -11,7 +11,7 @@ import os
 
 import tensorflow as tf
 
-from cifar10.config import Cifar10Error
+from cifar10.errors import Cifar10Error
 
 TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
                      '"task": {"type": "worker", "index": 0}}')

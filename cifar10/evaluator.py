@@ -1,7 +1,9 @@
 """Evaluation: precision @ 1 of a checkpoint's moving-average weights.
 
-Every example of the chosen set is seen exactly once (the last, partial batch
-included), so precision = correct / examples, exactly.
+"Precision @ 1" is the tutorial's name for the accuracy: the fraction of examples whose
+top prediction is right. Every example of the chosen set is seen exactly once (the
+last, partial batch included), so it is correct / examples, exactly. Per class, the
+evaluator reports the recall: the fraction of that class's examples predicted right.
 """
 import dataclasses
 import datetime
@@ -12,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from cifar10 import checkpoints, data
-from cifar10.config import Cifar10Error, SignalExit, check_folder_flag, check_writable_dir
+from cifar10.errors import Cifar10Error, SignalExit, check_writable_dir
 from cifar10.model import Cifar10Model
 
 CONFUSION_CELL_PIXELS = 16  # side of each cell of the confusion matrix image
@@ -35,26 +37,16 @@ class EvalResult:
 
     @property
     def precision(self):
-        """Precision @ 1: the fraction of examples whose top prediction is right."""
+        """Precision @ 1, the tutorial's name for the accuracy: the fraction of examples
+        whose top prediction is right."""
         return self.correct / self.count
 
-    def class_precisions(self):
-        """Per class, the fraction of its examples predicted right (nan if it has none)."""
+    def class_recalls(self):
+        """Per class, its recall: the fraction of its examples predicted right, float64
+        [10] (nan for a class without examples)."""
         per_class = self.confusion.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.diagonal(self.confusion) / per_class
-
-
-def restore_averages(model, checkpoint_path):
-    """Load the moving-average weights of checkpoint_path into model (a Cifar10Model);
-    returns the checkpoint's step. Raises Cifar10Error if they do not fit the model, and
-    one of checkpoints.LOAD_ERRORS if the checkpoint is gone or damaged."""
-    try:
-        return checkpoints.restore_averages(model, checkpoint_path)
-    except (AssertionError, ValueError) as e:
-        raise Cifar10Error(f"{checkpoint_path} does not hold this model's moving-average weights, or their "
-                           f"shapes differ ({str(e).splitlines()[0]}). It was written by another model or "
-                           "program: point --checkpoint_dir at a folder written by cifar10_train.py.") from e
 
 
 def make_predict(model):
@@ -73,7 +65,7 @@ def make_predict(model):
 
 def evaluate_checkpoint(checkpoint_path, dataset, model, predict):
     """Evaluate the averages of checkpoint_path on dataset (batches of images, labels)."""
-    return count_predictions(checkpoint_path, restore_averages(model, checkpoint_path), dataset, predict)
+    return count_predictions(checkpoint_path, checkpoints.restore_averages(model, checkpoint_path), dataset, predict)
 
 
 def count_predictions(checkpoint_path, step, dataset, predict):
@@ -112,7 +104,8 @@ def evaluate(config):
         while True:
             # The trainer names a checkpoint in its state file only once it is complete.
             path, step, skipped = checkpoints.newest_loadable(
-                config.checkpoint_dir, lambda p: restore_averages(model, p), newer_than=evaluated_step, tried=tried,
+                config.checkpoint_dir, lambda p: checkpoints.restore_averages(model, p), newer_than=evaluated_step,
+                tried=tried,
                 no_newer_than_state=True)
             for skipped_path, reason in skipped:
                 print(f"{_now()}: skipped {skipped_path}: {reason}", flush=True)
@@ -123,9 +116,7 @@ def evaluate(config):
                 if config.run_once:
                     return result
             elif config.run_once:
-                if skipped:
-                    raise checkpoints.none_loads_error(config.checkpoint_dir, "--checkpoint_dir", skipped)
-                raise no_checkpoint_error(config.checkpoint_dir)
+                raise checkpoints.none_loads_error(config.checkpoint_dir, "--checkpoint_dir", skipped)
             elif evaluated_step < 0 and not waiting_said:
                 print(f"{_now()}: waiting for a checkpoint in --checkpoint_dir={config.checkpoint_dir} (the "
                       f"trainer's --train_dir), looking every {config.eval_interval_secs:g} s", flush=True)
@@ -136,39 +127,19 @@ def evaluate(config):
         raise SignalExit(getattr(e, "signum", signal.SIGINT)) from e
 
 
-def restore_newest_averages(model, checkpoint_dir):
-    """Load the moving averages of the newest checkpoint of checkpoint_dir that loads into
-    model (a Cifar10Model), saying which newer ones were skipped and why; returns (its
-    path, its step). Raises Cifar10Error when there is none, or none loads."""
-    check_folder_flag(checkpoint_dir, "--checkpoint_dir")
-    path, step, skipped = checkpoints.newest_loadable(checkpoint_dir, lambda p: restore_averages(model, p))
-    for skipped_path, reason in skipped:
-        print(f"{_now()}: skipped {skipped_path}: {reason}", flush=True)
-    if path is None:
-        raise (checkpoints.none_loads_error(checkpoint_dir, "--checkpoint_dir", skipped) if skipped
-               else no_checkpoint_error(checkpoint_dir))
-    return path, step
-
-
-def no_checkpoint_error(checkpoint_dir):
-    """The Cifar10Error for a --checkpoint_dir without checkpoints."""
-    return Cifar10Error(f"No checkpoint found in --checkpoint_dir={checkpoint_dir}. Train first "
-                        "(cifar10_train.py --train_dir=...), or point --checkpoint_dir at the "
-                        "trainer's --train_dir.")
-
-
 def _now():
     return datetime.datetime.now()
 
 
 def report(result, writer, views=1):
-    """Print precision @ 1, each class's precision and the confusion matrix; write precision
-    @ 1 and the confusion matrix as an image to TensorBoard at the checkpoint's step.
-    views: how many views of each image the predictions averaged (named when not 1)."""
+    """Print precision @ 1 (the accuracy), each class's recall and the confusion matrix;
+    write precision @ 1 and the confusion matrix as an image to TensorBoard at the
+    checkpoint's step. views: how many views of each image the predictions averaged
+    (named when not 1)."""
     of_views = "" if views == 1 else f", {views} views"
     print(f"{datetime.datetime.now()}: precision @ 1 = {result.precision:.3f} "
-          f"({result.correct}/{result.count} at step {result.step}{of_views})", flush=True)
-    print(format_class_precisions(result), flush=True)
+          f"(accuracy: {result.correct}/{result.count} at step {result.step}{of_views})", flush=True)
+    print(format_class_recalls(result), flush=True)
     print(format_confusion(result.confusion), flush=True)
     with writer.as_default():
         tf.summary.scalar("precision @ 1" + of_views, result.precision, step=result.step)
@@ -176,15 +147,15 @@ def report(result, writer, views=1):
     writer.flush()
 
 
-def format_class_precisions(result):
-    """Under a heading, a line '  <class> precision 0.xxx (correct/examples)' per class of
-    an EvalResult; 'nan (0/0)' for a class without examples."""
+def format_class_recalls(result):
+    """Under a heading, a line '  <class> recall 0.xxx (correct/examples)' per class of an
+    EvalResult; 'nan (0/0)' for a class without examples."""
     confusion = result.confusion
     width = max(len(name) for name in data.CLASS_NAMES)
-    lines = ["precision of each class (its examples predicted right):"]
-    for name, precision, correct, count in zip(data.CLASS_NAMES, result.class_precisions(),
-                                               np.diagonal(confusion), confusion.sum(axis=1)):
-        lines.append(f"  {name:<{width}} precision {precision:.3f} ({correct}/{count})")
+    lines = ["recall of each class (its examples predicted right):"]
+    for name, recall, correct, count in zip(data.CLASS_NAMES, result.class_recalls(),
+                                            np.diagonal(confusion), confusion.sum(axis=1)):
+        lines.append(f"  {name:<{width}} recall {recall:.3f} ({correct}/{count})")
     return "\n".join(lines)
 
 

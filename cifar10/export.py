@@ -24,9 +24,8 @@ import tempfile
 
 import tensorflow as tf
 
-from cifar10 import data
-from cifar10.config import Cifar10Error, check_folder_flag, check_writable_dir
-from cifar10.evaluator import restore_newest_averages
+from cifar10 import checkpoints, data
+from cifar10.errors import Cifar10Error, check_folder_flag, check_writable_dir
 from cifar10.model import Cifar10Model
 
 IMAGES = "images"
@@ -132,7 +131,7 @@ def serving_model(checkpoint_dir):
     that loads.
     Returns (ServingModel, step, checkpoint path); raises Cifar10Error if there is none."""
     model = Cifar10Model()
-    latest, step = restore_newest_averages(model, checkpoint_dir)
+    latest, step = checkpoints.restore_newest_averages(model, checkpoint_dir)
     return ServingModel(model), step, latest
 
 

@@ -1,4 +1,6 @@
-"""The CIFAR-10 network of the TensorFlow tutorial, and its loss.
+"""The CIFAR-10 network of the TensorFlow tutorial, in one class, Cifar10Model: its
+__init__ declares each layer's variables in network order, and forward() wires them as
+the original's inference() did:
 
 conv1 -> ReLU -> max-pool -> LRN -> conv2 -> ReLU -> LRN -> max-pool -> local3 -> ReLU
 -> local4 -> ReLU -> softmax_linear (logits). Variables keep the tutorial's names
@@ -7,31 +9,27 @@ conv1 -> ReLU -> max-pool -> LRN -> conv2 -> ReLU -> LRN -> max-pool -> local3 -
 Variables are float32; the forward pass can run in bfloat16 or float16 (mixed
 precision), with the logits returned in float32.
 """
+import math
+
 import numpy as np
 import tensorflow as tf
 
-from cifar10.data import CROPPED_SIZE, DEPTH, NUM_CLASSES
+from cifar10.shapes import CROPPED_SIZE, DEPTH, NUM_CLASSES
 
-# Local response normalization, as the tutorial: depth radius 4, bias 1, alpha 0.001/9.
+# Local response normalization, as the tutorial: depth radius 4, bias 1, alpha 0.001/9,
+# beta 0.75. LRN_BETA is not a setting: local_response_normalization below computes
+# d ** -0.75 as rsqrt(d) * sqrt(rsqrt(d)), so another beta needs another formula there
+# (tests/test_model.py checks it against TensorFlow's LRN with these four constants).
 LRN_RADIUS = 4
 LRN_BIAS = 1.0
 LRN_ALPHA = 0.001 / 9.0
-LRN_BETA = 0.75  # local_response_normalization's rsqrt(d) * sqrt(rsqrt(d)) is d ** -0.75
+LRN_BETA = 0.75
 POOL_SIZE = 3
 POOL_STRIDE = 2
-FLAT_SIZE = (CROPPED_SIZE // POOL_STRIDE // POOL_STRIDE) ** 2 * 64  # 6 x 6 x 64 = 2,304
+# Height and width after the two 'SAME' max-pools, each ceil(size / stride): 24 -> 12 -> 6.
+POOLED_SIZE = math.ceil(math.ceil(CROPPED_SIZE / POOL_STRIDE) / POOL_STRIDE)
 
 FC_WEIGHT_DECAY = 0.004  # the tutorial's L2 weight decay of local3 and local4
-
-# (name, weight shape, initial weight stddev, weight decay group, initial bias); the
-# tutorial decays only the "fc" group; the softmax layer is in none.
-LAYERS = (
-    ("conv1", (5, 5, DEPTH, 64), 5e-2, "conv", 0.0),
-    ("conv2", (5, 5, 64, 64), 5e-2, "conv", 0.1),
-    ("local3", (FLAT_SIZE, 384), 0.04, "fc", 0.1),
-    ("local4", (384, 192), 0.04, "fc", 0.1),
-    ("softmax_linear", (192, NUM_CLASSES), 1 / 192.0, None, 0.0),
-)
 
 
 @tf.custom_gradient
@@ -54,7 +52,7 @@ def local_response_normalization(x):
 
     d = LRN_BIAS + LRN_ALPHA * window_sum(tf.square(x))
     inverse_root = tf.math.rsqrt(d)
-    scale = inverse_root * tf.sqrt(inverse_root)  # d ** -0.75
+    scale = inverse_root * tf.sqrt(inverse_root)  # d ** -LRN_BETA
     y = x * scale
 
     def gradient(g):
@@ -62,15 +60,27 @@ def local_response_normalization(x):
     return y, gradient
 
 
-class Layer(tf.Module):
-    """Weights and biases of one layer, named '<layer>/weights' and '<layer>/biases'."""
+class LayerVariables(tf.Module):
+    """The float32 variables of one layer, '<name>/weights' and '<name>/biases', and its
+    L2 weight decay coefficient: a container, not a Keras layer (Cifar10Model.forward
+    computes the layers).
 
-    def __init__(self, name, shape, stddev, weight_decay, bias):
+    shape: the weights' shape, the biases' being its last dimension; stddev: the
+    weights' truncated normal initializer's; bias: the biases' initial value;
+    weight_decay: 0 for none.
+    """
+
+    def __init__(self, name, shape, stddev, bias, weight_decay):
         super().__init__(name=name)
-        self.weight_decay = weight_decay  # L2 coefficient, 0 for none
+        self.weight_decay = weight_decay
         with tf.name_scope(name):
             self.weights = tf.Variable(tf.random.truncated_normal(shape, stddev=stddev), name="weights")
             self.biases = tf.Variable(tf.fill([shape[-1]], bias), name="biases")
+
+    @property
+    def outputs(self):
+        """The layer's output channels or units."""
+        return self.weights.shape[-1]
 
 
 class Cifar10Model(tf.Module):
@@ -85,14 +95,24 @@ class Cifar10Model(tf.Module):
     def __init__(self, compute_dtype=tf.float32, fc_weight_decay=FC_WEIGHT_DECAY, conv_weight_decay=0.0):
         super().__init__(name="cifar10")
         self.compute_dtype = tf.as_dtype(compute_dtype)
-        decay = {"conv": conv_weight_decay, "fc": fc_weight_decay, None: 0.0}
-        for name, shape, stddev, group, bias in LAYERS:
-            setattr(self, name, Layer(name, shape, stddev, decay[group], bias))
+        # The tutorial's layers and initializers, in network order; each takes the previous
+        # one's outputs. The softmax layer's weights are never decayed.
+        self.conv1 = LayerVariables("conv1", [5, 5, DEPTH, 64], stddev=5e-2, bias=0.0,
+                                    weight_decay=conv_weight_decay)
+        self.conv2 = LayerVariables("conv2", [5, 5, self.conv1.outputs, 64], stddev=5e-2, bias=0.1,
+                                    weight_decay=conv_weight_decay)
+        flat_size = POOLED_SIZE * POOLED_SIZE * self.conv2.outputs  # 6 x 6 x 64 = 2,304
+        self.local3 = LayerVariables("local3", [flat_size, 384], stddev=0.04, bias=0.1,
+                                     weight_decay=fc_weight_decay)
+        self.local4 = LayerVariables("local4", [self.local3.outputs, 192], stddev=0.04, bias=0.1,
+                                     weight_decay=fc_weight_decay)
+        self.softmax_linear = LayerVariables("softmax_linear", [self.local4.outputs, NUM_CLASSES],
+                                             stddev=1 / 192.0, bias=0.0, weight_decay=0.0)
 
     @property
     def layers(self):
-        """The layers in order, as Layer modules."""
-        return [getattr(self, spec[0]) for spec in LAYERS]
+        """The LayerVariables in network order."""
+        return [self.conv1, self.conv2, self.local3, self.local4, self.softmax_linear]
 
     def forward(self, images):
         """Logits float32 [B, 10] and a dict of each layer's output after its ReLU, in the
@@ -120,7 +140,7 @@ class Cifar10Model(tf.Module):
         x = lrn(pool(x))
         x = activations["conv2"] = conv(self.conv2, x)
         x = pool(lrn(x))
-        x = tf.reshape(x, [-1, FLAT_SIZE])
+        x = tf.reshape(x, [-1, self.local3.weights.shape[0]])  # flattened: [B, 2304]
         x = activations["local3"] = tf.nn.relu(dense(self.local3, x))
         x = activations["local4"] = tf.nn.relu(dense(self.local4, x))
         logits = activations["softmax_linear"] = dense(self.softmax_linear, x)
@@ -134,15 +154,3 @@ class Cifar10Model(tf.Module):
         """The L2 weight decay terms: sum over layers of decay * sum(weights^2) / 2."""
         return tf.add_n([layer.weight_decay * tf.nn.l2_loss(layer.weights)
                          for layer in self.layers if layer.weight_decay] or [tf.constant(0.0)])
-
-
-def inference(images, model):
-    """The original's inference(): logits float32 [B, 10] of model for images [B, 24, 24, 3]."""
-    return model(images)
-
-
-def loss(logits, labels, model):
-    """The original's loss(): mean softmax cross-entropy of logits [B, 10] against int
-    labels [B], plus model's L2 weight decay. Returns a float32 scalar."""
-    cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-    return tf.reduce_mean(cross_entropy) + model.weight_decay_loss()

@@ -11,7 +11,7 @@ import tensorflow as tf
 from google.protobuf.message import DecodeError
 
 from cifar10 import export
-from cifar10.config import Cifar10Error
+from cifar10.errors import Cifar10Error
 
 SAVED_MODEL_FILE = "saved_model.pb"
 

@@ -6,6 +6,7 @@ MultiWorkerMirroredStrategy). Each replica computes the loss of its own batch; t
 gradients are summed across replicas by the strategy, so one step applies the
 gradient of the mean loss over the global batch (batch_size x replicas examples).
 """
+import contextlib
 import datetime
 import math
 import os
@@ -18,10 +19,10 @@ import time
 import tensorflow as tf
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
-from cifar10 import checkpoints, data
+from cifar10 import checkpoints, data, distribute
 from cifar10.checkpoints import TrainState
-from cifar10.config import RECIPES, Cifar10Error, SignalExit, check_writable_dir
 from cifar10.distribute import is_chief
+from cifar10.errors import Cifar10Error, SignalExit, check_writable_dir
 
 LEARNING_RATE_DECAY_FACTOR = 0.1
 NUM_EPOCHS_PER_DECAY = 350.0
@@ -34,6 +35,51 @@ LOSS_SCALE_GROWTH_STEPS = 2000
 # What a collective op raises when a peer worker died or restarted.
 LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError,
                       tf.errors.DeadlineExceededError)
+
+
+def run(config, num_gpus=None):
+    """What both training scripts do: set up where training runs (one device; num_gpus
+    towers; or, with TF_CONFIG, one job across workers: see cifar10.distribute), then
+    train(config) there. Returns the final step."""
+    strategy = distribute.make_strategy(num_gpus)  # before any other TensorFlow work
+    tf.debugging.set_log_device_placement(config.log_device_placement)
+    return train(config, strategy)
+
+
+def train(config, strategy=None):
+    """Train per config (a TrainConfig), resuming from the newest checkpoint in
+    config.train_dir that loads: the training loop.
+
+    strategy: a tf.distribute strategy (default: the current one, one device).
+    Returns the final step. Raises Cifar10Error for bad data, folders, checkpoints and a
+    diverged loss, and SignalExit after saving a checkpoint when SIGINT or SIGTERM asked
+    it to stop; the latest good checkpoint is always kept.
+    """
+    training = build(config, strategy or tf.distribute.get_strategy())
+    try:
+        with training.writer.as_default(), _StopRequests() as stop, training.lost_workers_stop_the_job():
+            iterator = iter(training.dataset)
+            step = training.first_step
+            while step < training.last_step:
+                loss, images, labels = training.train_step(iterator)
+                step += 1
+                if training.chief and config.save_summaries_steps and step % config.save_summaries_steps == 0:
+                    training.check_loss(loss, step)  # histograms of NaNs cannot be drawn
+                    training.write_summaries(images, labels)
+                if step % config.log_frequency == 0:
+                    training.log(step, training.check_loss(loss, step))
+                stop_wanted, time_due = training.agree_on(step, stop.requested is not None)
+                steps_due = config.save_checkpoint_steps and step % config.save_checkpoint_steps == 0
+                if stop_wanted or time_due or steps_due or step == training.last_step:
+                    training.save(step)
+                if stop_wanted:
+                    by = signal.Signals(stop.requested).name if stop.requested else "another worker"
+                    print(f"{_now()}: stopped by {by} at step {step}; saved {training.manager.latest_checkpoint}",
+                          flush=True)
+                    raise SignalExit(stop.requested or signal.SIGTERM)  # unfinished, as if signalled here
+        return step
+    finally:
+        training.close()
 
 
 def compute_dtype(use_fp16):
@@ -96,7 +142,6 @@ def make_train_step(strategy, state, global_batch, learning_rate, recipe):
     variables = state.model.trainable_variables
     averages = state.averages.trainable_variables
     velocities = state.optimizer.velocities
-    replicas = strategy.num_replicas_in_sync
     scaling = state.model.compute_dtype == tf.float16
 
     def replica_loss_and_gradients(images, labels):
@@ -105,10 +150,17 @@ def make_train_step(strategy, state, global_batch, learning_rate, recipe):
             cross_entropy = smoothed_cross_entropy(labels, logits, recipe.label_smoothing)
             # Summed over replicas, these terms give the mean over the global batch plus
             # the weight decay once, whatever the number of replicas.
-            loss = tf.reduce_sum(cross_entropy) / global_batch + state.model.weight_decay_loss() / replicas
+            loss = (tf.nn.compute_average_loss(cross_entropy, global_batch_size=global_batch)
+                    + tf.nn.scale_regularization_loss(state.model.weight_decay_loss()))
             scaled_loss = loss * state.loss_scale if scaling else loss
         return loss, tape.gradient(scaled_loss, variables)
 
+    # Momentum, loss scaling and the moving averages are written out here rather than
+    # taken from keras.optimizers.SGD, LossScaleOptimizer or tf.train.ExponentialMovingAverage:
+    # those keep their state under keys of their own (opt/_variables/N, shadow variables),
+    # which would break the one checkpoint layout that every trainer, the evaluator and
+    # runs already written share (cifar10/checkpoints.py). The arithmetic is Keras's
+    # (tests/test_recipes.py checks the update against keras.optimizers.SGD).
     def apply(variable, gradient, velocity, rate):
         velocity.assign(recipe.momentum * velocity - rate * gradient)
         variable.assign_add(recipe.momentum * velocity - rate * gradient if recipe.nesterov else velocity)
@@ -159,7 +211,7 @@ def _unscale(state, gradients, rate):
     return gradients, tf.where(finite, rate, 0.0)
 
 
-def make_summary_writer(state, label_smoothing=0.0):
+def make_write_summaries(state, label_smoothing=0.0):
     """A compiled function writing histograms of activations, weights and gradients (of
     the training loss, with the recipe's label_smoothing), activation sparsity and a few
     input images for one local batch, at the current step, to the default summary writer."""
@@ -206,7 +258,136 @@ def _histogram(tag, values, step):
     tf.cond(tf.reduce_all(tf.math.is_finite(values)), write, lambda: tf.constant(False))
 
 
-def resume(state, config, recipe, dtype, global_batch, chief):
+class Training:
+    """What the training loop works with, from build(): the state (restored), the
+    compiled step, the dataset, the checkpoint manager, the schedule's last step, the
+    summaries, and the bookkeeping of logs and saves. The chief writes checkpoints and
+    summaries to config.train_dir; other workers into a private folder, removed by close().
+    """
+
+    def __init__(self, config, strategy, state, dataset, learning_rate, last_step, write_dir):
+        self.config = config
+        self.strategy = strategy
+        self.chief = is_chief(strategy)
+        self.multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        self.global_batch = config.batch_size * strategy.num_replicas_in_sync
+        self.state = state
+        self.dataset = dataset
+        self.learning_rate = learning_rate
+        self.first_step = int(state.step.numpy())
+        self.last_step = last_step
+        self.write_dir = write_dir
+        self.train_step = make_train_step(strategy, state, self.global_batch, learning_rate, config.recipe)
+        self.write_summaries = make_write_summaries(state, config.recipe.label_smoothing)
+        self.writer = tf.summary.create_file_writer(write_dir) if self.chief else tf.summary.create_noop_writer()
+        self.manager = tf.train.CheckpointManager(state.checkpoint(), write_dir,
+                                                  max_to_keep=checkpoints.CHECKPOINTS_TO_KEEP,
+                                                  checkpoint_name=checkpoints.CHECKPOINT_NAME)
+        self._weights_finite = tf.function(lambda: tf.reduce_all(
+            [tf.reduce_all(tf.math.is_finite(v)) for v in state.model.trainable_variables]))
+        self._any_worker = _make_agreement(strategy) if self.multi_worker else None
+        self._last_save_time = self._last_log_time = time.monotonic()
+        self._loss_average = None
+
+    def check_loss(self, loss, step):
+        """The loss (a scalar tensor) as a float; raises Cifar10Error if it diverged."""
+        value = float(loss)
+        if not math.isfinite(value):
+            raise _diverged(step, f"loss = {value}", self.manager)
+        return value
+
+    def log(self, step, loss):
+        """Print the tutorial's log line for step, and write the loss, learning rate and
+        speed to TensorBoard."""
+        now = time.monotonic()
+        seconds_per_step = (now - self._last_log_time) / self.config.log_frequency
+        self._last_log_time = now
+        examples_per_sec = self.global_batch / seconds_per_step
+        print(f"{_now()}: step {step}, loss = {loss:.2f} ({examples_per_sec:.1f} examples/sec; "
+              f"{seconds_per_step / self.strategy.num_replicas_in_sync:.3f} sec/batch)", flush=True)
+        self._loss_average = loss if self._loss_average is None else (
+            LOSS_AVERAGE_DECAY * self._loss_average + (1 - LOSS_AVERAGE_DECAY) * loss)
+        tf.summary.scalar("loss/raw", loss, step=step)
+        tf.summary.scalar("loss/moving_average", self._loss_average, step=step)
+        tf.summary.scalar("learning_rate", self.learning_rate(self.state.examples_seen - self.global_batch), step=step)
+        tf.summary.scalar("examples_per_sec", examples_per_sec, step=step)
+
+    def agree_on(self, step, stop_requested):
+        """(stop now, save for time now): with several workers, whose clocks and signals
+        differ, decided together every log_frequency steps, any worker's wish winning."""
+        time_due = bool(self.config.save_checkpoint_secs) and (
+            time.monotonic() - self._last_save_time >= self.config.save_checkpoint_secs)
+        if not self.multi_worker:
+            return stop_requested, time_due
+        if step % self.config.log_frequency:
+            return False, False
+        return self._any_worker([stop_requested, time_due])
+
+    def save(self, step):
+        """Save a checkpoint at step, unless the weights diverged (Cifar10Error)."""
+        if not bool(self._weights_finite()):
+            raise _diverged(step, "non-finite weights", self.manager)
+        self.manager.save(checkpoint_number=step)
+        self._last_save_time = time.monotonic()
+
+    @contextlib.contextmanager
+    def lost_workers_stop_the_job(self):
+        """Turns a collective's error when another worker died into a Cifar10Error:
+        collectives cannot recover in-process, every worker must start afresh."""
+        try:
+            yield
+        except LOST_WORKER_ERRORS as e:
+            if not self.multi_worker:
+                raise
+            raise Cifar10Error(
+                f"Lost contact with another worker ({str(e).strip().splitlines()[0]}). Restart every worker with "
+                f"its command: the job resumes from the latest checkpoint in {self.config.train_dir}.") from e
+
+    def close(self):
+        """Flush the summaries; remove a non-chief worker's private checkpoint folder."""
+        self.writer.flush()
+        if not self.chief:
+            shutil.rmtree(self.write_dir, ignore_errors=True)
+
+
+def build(config, strategy):
+    """A Training for config (a TrainConfig) on strategy: the data downloaded and checked,
+    the folders checked, the state restored from the newest checkpoint that loads (see
+    resume), the schedule continued by epochs. Prints what the run is about to do."""
+    replicas = strategy.num_replicas_in_sync
+    global_batch = config.batch_size * replicas
+    chief = is_chief(strategy)
+    data.maybe_download_and_extract(config.data_dir, config.data_url)
+    filenames = data.data_files(config.data_dir)
+    num_records = data.count_records(filenames)
+    if chief:
+        check_writable_dir(config.train_dir, "--train_dir")
+    elif os.path.isdir(config.train_dir) and not os.access(config.train_dir, os.R_OK | os.X_OK):
+        raise Cifar10Error(f"Cannot read --train_dir={config.train_dir}, where the chief writes the checkpoints "
+                           "that every worker resumes from: make it readable on every worker.")
+    dtype = compute_dtype(config.use_fp16)
+    recipe = config.recipe
+    with strategy.scope():
+        state = TrainState(dtype, recipe.fc_weight_decay, recipe.conv_weight_decay)
+    restored = resume(state, config, dtype, global_batch, chief)
+    step = int(state.step.numpy())
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        _check_same_start(strategy, step, config.train_dir)
+    end = last_step(recipe, config.max_steps, step, int(state.examples_seen.numpy()), num_records, global_batch)
+    dataset = strategy.distribute_datasets_from_function(
+        lambda context: data.training_dataset(filenames, config.batch_size, context, recipe.cutout))
+    # Non-chief workers must take part in every save, but into a private folder.
+    write_dir = config.train_dir if chief else tempfile.mkdtemp(prefix="cifar10_worker_")
+    training = Training(config, strategy, state, dataset, learning_rate_schedule(recipe, num_records, global_batch),
+                        end, write_dir)
+    print(f"{_now()}: {'resuming from ' + restored if restored else 'starting'} at step {step} of {end} "
+          f"({recipe.name} recipe, {dtype.name} compute); {num_records} training records, {replicas} replica(s) "
+          f"of batch {config.batch_size}, {num_records / global_batch:.1f} steps an epoch; "
+          f"{'writing to ' + config.train_dir if chief else 'the chief writes checkpoints'}", flush=True)
+    return training
+
+
+def resume(state, config, dtype, global_batch, chief):
     """Restore state from the newest checkpoint of config.train_dir that loads, skipping
     (and saying why) newer ones that are gone or damaged; the chief keeps the damaged
     ones under another name, so that the run neither overwrites nor prunes them.
@@ -226,10 +407,10 @@ def resume(state, config, recipe, dtype, global_batch, chief):
         state.loss_scale.assign(checkpoints.INITIAL_LOSS_SCALE if dtype == tf.float16 else 1.0)
         state.good_steps.assign(0)
         print(f"{_now()}: {path} predates the checkpoint's description of its run: taking its "
-              f"{int(state.step.numpy())} steps as {global_batch} examples each, and the {config.recipe} recipe "
+              f"{int(state.step.numpy())} steps as {global_batch} examples each, and the {config.recipe.name} recipe "
               "as its own", flush=True)
     elif path is not None:
-        changes = checkpoints.recipe_differences(state.description.fields, config.recipe, recipe)
+        changes = checkpoints.recipe_differences(state.description.fields, config.recipe)
         if changes:
             raise Cifar10Error(
                 f"{path} was trained with --recipe={state.description.fields.get('recipe')}, and this run's "
@@ -243,7 +424,7 @@ def resume(state, config, recipe, dtype, global_batch, chief):
             if os.path.exists(skipped_path + ".index"):
                 print(f"{_now()}: kept {skipped_path} as {checkpoints.set_aside(skipped_path)}", flush=True)
         checkpoints.forget(train_dir, [p for p, _ in skipped], path)
-    state.description.fields = checkpoints.describe(config.recipe, recipe, dtype)
+    state.description.fields = checkpoints.describe(config.recipe, dtype)
     return path
 
 
@@ -277,73 +458,6 @@ class _StopRequests:
             signal.signal(signum, handler)
 
 
-def train(config, strategy=None):
-    """Train per config, resuming from the newest checkpoint in config.train_dir that loads.
-
-    strategy: a tf.distribute strategy (default: the current one, one device).
-    Returns the final step. Raises Cifar10Error for bad data, directories, checkpoints
-    and a diverged loss, and SignalExit after saving a checkpoint when SIGINT or SIGTERM
-    asked it to stop; the latest good checkpoint is always kept.
-    """
-    strategy = strategy or tf.distribute.get_strategy()
-    replicas = strategy.num_replicas_in_sync
-    global_batch = config.batch_size * replicas
-    chief = is_chief(strategy)
-    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-
-    data.maybe_download_and_extract(config.data_dir, config.data_url)
-    filenames = data.data_files(config.data_dir)
-    num_records = data.count_records(filenames)
-    if chief:
-        check_writable_dir(config.train_dir, "--train_dir")
-    elif os.path.isdir(config.train_dir) and not os.access(config.train_dir, os.R_OK | os.X_OK):
-        raise Cifar10Error(f"Cannot read --train_dir={config.train_dir}, where the chief writes the checkpoints "
-                           "that every worker resumes from: make it readable on every worker.")
-    # Non-chief workers must take part in every save, but into a private folder.
-    write_dir = config.train_dir if chief else tempfile.mkdtemp(prefix="cifar10_worker_")
-    try:
-        recipe = RECIPES[config.recipe]
-        dtype = compute_dtype(config.use_fp16)
-        with strategy.scope():
-            state = TrainState(dtype, recipe.fc_weight_decay, recipe.conv_weight_decay)
-        restored = resume(state, config, recipe, dtype, global_batch, chief)
-        step = int(state.step.numpy())
-        if multi_worker:
-            _check_same_start(strategy, step, config.train_dir)
-        manager = tf.train.CheckpointManager(state.checkpoint(), write_dir, max_to_keep=checkpoints.CHECKPOINTS_TO_KEEP,
-                                             checkpoint_name=checkpoints.CHECKPOINT_NAME)
-        steps_per_epoch = num_records / global_batch
-        learning_rate = learning_rate_schedule(recipe, num_records, global_batch)
-        end = last_step(recipe, config.max_steps, step, int(state.examples_seen.numpy()), num_records, global_batch)
-        train_step = make_train_step(strategy, state, global_batch, learning_rate, recipe)
-        dataset = strategy.distribute_datasets_from_function(
-            lambda context: data.training_dataset(filenames, config.batch_size, context, recipe.cutout))
-        writer = tf.summary.create_file_writer(write_dir) if chief else tf.summary.create_noop_writer()
-        print(f"{_now()}: {'resuming from ' + restored if restored else 'starting'} at step {step} of "
-              f"{end} ({config.recipe} recipe, {dtype.name} compute); {num_records} training records, "
-              f"{replicas} replica(s) of batch {config.batch_size}, {steps_per_epoch:.1f} steps an epoch; "
-              f"{'writing to ' + config.train_dir if chief else 'the chief writes checkpoints'}", flush=True)
-        with writer.as_default(), _StopRequests() as stop:
-            try:
-                step = _loop(config, strategy, state, manager, dataset, train_step, learning_rate, end,
-                             chief, stop)
-            except LOST_WORKER_ERRORS as e:
-                if not multi_worker:
-                    raise
-                # Collectives cannot recover in-process: every worker must start afresh.
-                raise Cifar10Error(
-                    f"Lost contact with another worker ({str(e).strip().splitlines()[0]}). Restart every "
-                    f"worker with its command: the job resumes from the latest checkpoint in "
-                    f"{config.train_dir}.") from e
-        writer.flush()
-        if stop.requested is not None:
-            raise SignalExit(stop.requested)
-        return step
-    finally:
-        if not chief:
-            shutil.rmtree(write_dir, ignore_errors=True)
-
-
 def _check_same_start(strategy, step, train_dir):
     """Raise Cifar10Error on every worker unless all workers resumed the same step (each
     reads --train_dir itself: a folder that is not shared, or stale, shows up here)."""
@@ -356,69 +470,6 @@ def _check_same_start(strategy, step, train_dir):
                            f"--train_dir={train_dir}: every worker must read the same folder, where the chief "
                            "writes. Point --train_dir at one folder shared by all workers, then restart every "
                            "worker.")
-
-
-def _loop(config, strategy, state, manager, dataset, train_step, learning_rate, last_step, chief, stop):
-    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-    replicas = strategy.num_replicas_in_sync
-    global_batch = config.batch_size * replicas
-    write_summaries = make_summary_writer(state, RECIPES[config.recipe].label_smoothing)
-    weights_finite = tf.function(lambda: tf.reduce_all(
-        [tf.reduce_all(tf.math.is_finite(v)) for v in state.model.trainable_variables]))
-    agree = _make_agreement(strategy) if multi_worker else (lambda flags: flags)
-    loss_average = None
-    iterator = iter(dataset)
-    step = int(state.step.numpy())
-    last_save_time = last_log_time = time.monotonic()
-
-    def save(at_step):
-        nonlocal last_save_time
-        if not bool(weights_finite()):
-            raise _diverged(at_step, "non-finite weights", manager)
-        manager.save(checkpoint_number=at_step)
-        last_save_time = time.monotonic()
-
-    def finite_loss(loss):
-        loss_value = float(loss)
-        if not math.isfinite(loss_value):
-            raise _diverged(step, f"loss = {loss_value}", manager)
-        return loss_value
-
-    while step < last_step:
-        loss, images, labels = train_step(iterator)
-        step += 1
-        if chief and config.save_summaries_steps and step % config.save_summaries_steps == 0:
-            finite_loss(loss)  # histograms of NaNs cannot be drawn: report the divergence instead
-            write_summaries(images, labels)
-        decide_now = step % config.log_frequency == 0 or not multi_worker
-        if step % config.log_frequency == 0:
-            loss_value = finite_loss(loss)
-            now = time.monotonic()
-            duration = (now - last_log_time) / config.log_frequency
-            last_log_time = now
-            print(f"{_now()}: step {step}, loss = {loss_value:.2f} ({global_batch / duration:.1f} "
-                  f"examples/sec; {duration / replicas:.3f} sec/batch)", flush=True)
-            loss_average = loss_value if loss_average is None else (
-                LOSS_AVERAGE_DECAY * loss_average + (1 - LOSS_AVERAGE_DECAY) * loss_value)
-            tf.summary.scalar("loss/raw", loss_value, step=step)
-            tf.summary.scalar("loss/moving_average", loss_average, step=step)
-            tf.summary.scalar("learning_rate", learning_rate(state.examples_seen - global_batch), step=step)
-            tf.summary.scalar("examples_per_sec", global_batch / duration, step=step)
-        if decide_now:
-            # Time and signals differ between workers: act on them only when all agree.
-            time_due = config.save_checkpoint_secs and time.monotonic() - last_save_time >= config.save_checkpoint_secs
-            stop_wanted, time_due = agree([stop.requested is not None, bool(time_due)])
-        else:
-            stop_wanted = time_due = False
-        steps_due = config.save_checkpoint_steps and step % config.save_checkpoint_steps == 0
-        if stop_wanted or time_due or steps_due or step == last_step:
-            save(step)
-        if stop_wanted:
-            by = signal.Signals(stop.requested).name if stop.requested else "another worker"
-            print(f"{_now()}: stopped by {by} at step {step}; saved {manager.latest_checkpoint}", flush=True)
-            stop.requested = stop.requested or signal.SIGTERM  # unfinished, as if signalled here
-            break
-    return step
 
 
 def _make_agreement(strategy):

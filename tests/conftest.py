@@ -1,6 +1,8 @@
-"""Shared test set-up: two logical CPU devices and small CIFAR-10 data written at run time."""
+"""Shared test set-up: two logical CPU devices, small CIFAR-10 data written at run time,
+and running the programs in-process."""
 import os
 import pathlib
+import re
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -59,3 +61,40 @@ def write_stripe_data(root, records_per_file=100, test_records=200, seed=0):
 def stripe_data(tmp_path_factory):
     """A data folder of 500 training and 200 test stripe records (read-only by convention)."""
     return write_stripe_data(tmp_path_factory.mktemp("stripe_data"))
+
+
+# The tutorial's log line; groups: time, step, loss, examples/sec, sec/batch.
+STEP_LINE = re.compile(r"^(\S+ \S+): step (\d+), loss = ([\d.]+) \(([\d.]+) examples/sec; ([\d.]+) sec/batch\)$",
+                       re.M)
+
+
+def logged_steps(log):
+    """The step of each of log's step lines, in order."""
+    return [int(line[1]) for line in STEP_LINE.findall(log)]
+
+
+def run(capsys, main, *flags):
+    """Run an entry point's main in this process: (exit status, stdout, stderr)."""
+    status = main(list(flags))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def succeed(capsys, main, *flags):
+    """Run an entry point's main, which must exit with 0; returns its stdout."""
+    status, out, err = run(capsys, main, *flags)
+    assert status == 0, out + err
+    return out
+
+
+def train(capsys, data_dir, train_dir, *flags, main=None):
+    """Train with cifar10_train.py's main (or main) to success; returns its stdout."""
+    import cifar10_train
+    return succeed(capsys, main or cifar10_train.main, f"--data_dir={data_dir}", f"--train_dir={train_dir}", *flags)
+
+
+def evaluate(capsys, data_dir, checkpoint_dir, tmp_path, *flags):
+    """cifar10_eval.py --run_once, in this process: (exit status, stdout, stderr)."""
+    import cifar10_eval
+    return run(capsys, cifar10_eval.main, f"--data_dir={data_dir}", f"--checkpoint_dir={checkpoint_dir}",
+               f"--eval_dir={tmp_path / 'eval'}", "--run_once", *flags)

@@ -13,13 +13,7 @@ import tensorflow as tf
 import cifar10_eval
 import cifar10_train
 from cifar10 import data
-from conftest import REPO, records_bytes
-
-
-def run(capsys, main, *flags):
-    status = main(list(flags))
-    out, err = capsys.readouterr()
-    return status, out, err
+from conftest import REPO, evaluate, records_bytes, run
 
 
 def assert_clear_error(status, err, *fragments):
@@ -40,14 +34,10 @@ def batch_path(data_dir, name):
     return os.path.join(data_dir, data.BATCHES_DIR, name)
 
 
-def train(capsys, data_dir, train_dir, *flags):
+def try_training(capsys, data_dir, train_dir, *flags):
+    """(exit status, stdout, stderr) of a small training run."""
     return run(capsys, cifar10_train.main, f"--data_dir={data_dir}", f"--train_dir={train_dir}",
                "--batch_size=8", "--save_summaries_steps=0", *flags)
-
-
-def evaluate(capsys, data_dir, checkpoint_dir, tmp_path, *flags):
-    return run(capsys, cifar10_eval.main, f"--data_dir={data_dir}", f"--checkpoint_dir={checkpoint_dir}",
-               f"--eval_dir={tmp_path / 'eval'}", "--run_once", "--num_examples=200", *flags)
 
 
 def test_a_truncated_data_file_from_the_command_line(data_dir, tmp_path):
@@ -66,7 +56,7 @@ def test_a_truncated_data_file_from_the_command_line(data_dir, tmp_path):
 def test_an_empty_data_file(capsys, data_dir, tmp_path):
     path = batch_path(data_dir, "data_batch_4.bin")
     open(path, "w").close()
-    assert_clear_error(*train(capsys, data_dir, tmp_path / "train")[::2], f"{path} is empty", "Delete")
+    assert_clear_error(*try_training(capsys, data_dir, tmp_path / "train")[::2], f"{path} is empty", "Delete")
 
 
 def test_a_label_outside_0_to_9(capsys, data_dir, tmp_path):
@@ -74,7 +64,7 @@ def test_a_label_outside_0_to_9(capsys, data_dir, tmp_path):
     with open(path, "r+b") as f:
         f.seek(7 * data.RECORD_BYTES)
         f.write(bytes([17]))
-    assert_clear_error(*train(capsys, data_dir, tmp_path / "train")[::2], path, "record 7", "has label 17")
+    assert_clear_error(*try_training(capsys, data_dir, tmp_path / "train")[::2], path, "record 7", "has label 17")
 
 
 @pytest.mark.parametrize("name", ["data_batch_5.bin", "test_batch.bin"])
@@ -83,7 +73,7 @@ def test_a_missing_batch_file(capsys, data_dir, tmp_path, name):
     if name == "test_batch.bin":
         status, _, err = evaluate(capsys, data_dir, tmp_path, tmp_path)
     else:
-        status, _, err = train(capsys, data_dir, tmp_path / "train")
+        status, _, err = try_training(capsys, data_dir, tmp_path / "train")
     assert_clear_error(status, err, f"{batch_path(data_dir, name)} is missing")
 
 
@@ -91,7 +81,7 @@ def test_an_archive_that_is_not_gzip_tar(capsys, tmp_path):
     archive = tmp_path / "data" / data.ARCHIVE_NAME
     archive.parent.mkdir()
     archive.write_bytes(b"<html>Proxy error</html>")
-    status, _, err = train(capsys, archive.parent, tmp_path / "train")
+    status, _, err = try_training(capsys, archive.parent, tmp_path / "train")
     assert_clear_error(status, err, f"{archive} is not a valid gzip tar archive", f"Delete {archive}")
     assert os.listdir(archive.parent) == [data.ARCHIVE_NAME]
 
@@ -103,14 +93,14 @@ def test_an_archive_without_the_batches(capsys, tmp_path):
         payload = tmp_path / "test_batch.bin"
         payload.write_bytes(records_bytes([1], np.zeros([1, 32, 32, 3], np.uint8)))
         tar.add(payload, arcname=f"{data.BATCHES_DIR}/test_batch.bin")
-    status, _, err = train(capsys, archive.parent, tmp_path / "train")
+    status, _, err = try_training(capsys, archive.parent, tmp_path / "train")
     assert_clear_error(status, err, f"{archive} lacks cifar-10-batches-bin/data_batch_1.bin")
     assert not os.path.exists(archive.parent / data.BATCHES_DIR)
 
 
 def test_no_data_and_no_network(capsys, tmp_path):
     url = "http://127.0.0.1:9/cifar-10-binary.tar.gz"  # the discard port: nothing listens
-    status, _, err = train(capsys, tmp_path / "data", tmp_path / "train", f"--data_url={url}")
+    status, _, err = try_training(capsys, tmp_path / "data", tmp_path / "train", f"--data_url={url}")
     assert_clear_error(status, err, f"Could not download {url}", f"put it in {tmp_path / 'data'}")
     assert os.listdir(tmp_path / "data") == []  # no partial archive to mistake for a whole one
 
@@ -136,8 +126,9 @@ def test_a_checkpoint_of_another_shape_is_refused_and_kept(capsys, stripe_data, 
     before = {name: (train_dir / name).read_bytes() for name in os.listdir(train_dir)}
 
     status, _, err = evaluate(capsys, stripe_data, train_dir, tmp_path)
-    assert_clear_error(status, err, f"{train_dir}/model.ckpt-7 does not hold this model's", "shapes differ")
-    status, _, err = train(capsys, stripe_data, train_dir, "--max_steps=20")
+    assert_clear_error(status, err, f"{train_dir}/model.ckpt-7: it does not hold this model's variables in their "
+                                    "shapes")
+    status, _, err = try_training(capsys, stripe_data, train_dir, "--max_steps=20")
     assert_clear_error(status, err, f"{train_dir}/model.ckpt-7", "shapes", "Nothing was changed",
                        "Pass a new --train_dir")
 
@@ -147,7 +138,7 @@ def test_a_checkpoint_of_another_shape_is_refused_and_kept(capsys, stripe_data, 
 def test_a_train_dir_that_cannot_be_written(capsys, stripe_data, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
-    status, _, err = train(capsys, stripe_data, blocker / "train")
+    status, _, err = try_training(capsys, stripe_data, blocker / "train")
     assert_clear_error(status, err, f"Cannot write to --train_dir={blocker / 'train'}")
 
 

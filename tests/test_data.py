@@ -5,7 +5,7 @@ import tensorflow as tf
 
 import cifar10_input
 from cifar10 import data
-from cifar10.config import Cifar10Error
+from cifar10.errors import Cifar10Error
 from conftest import records_bytes
 
 
@@ -160,3 +160,20 @@ def test_inputs_refuses_what_names_no_set(tmp_path, eval_data):
     if eval_data is not None:  # data_files's None is the training files, as the trainer reads them
         with pytest.raises(Cifar10Error, match="names no CIFAR-10 set"):
             data.data_files(str(tmp_path), eval_data)
+
+
+def test_distorted_inputs_keeps_the_original_signature_and_reads_the_training_files_endlessly(tmp_path):
+    # Labels tell the sets apart: 7 in test_batch.bin, 2 in each training file (3 records each).
+    images = np.random.default_rng(3).integers(0, 256, size=[3, 32, 32, 3], dtype=np.uint8)
+    write_batch(tmp_path / data.BATCHES_DIR / data.TEST_FILE, [7] * 3, images)
+    for name in data.TRAIN_FILES:
+        write_batch(tmp_path / data.BATCHES_DIR / name, [2] * 3, images)
+
+    batches = list(cifar10_input.distorted_inputs(data_dir=str(tmp_path), batch_size=4).take(10).as_numpy_iterator())
+
+    assert all(b[0].shape == (4, 24, 24, 3) and b[0].dtype == np.float32 for b in batches)  # 40 of 15 records
+    assert np.concatenate([b[1] for b in batches]).tolist() == [2] * 40
+    np.testing.assert_allclose(batches[0][0].mean(axis=(1, 2, 3)), 0, atol=1e-4)  # standardized per image
+    (tmp_path / data.BATCHES_DIR / data.TRAIN_FILES[2]).unlink()
+    with pytest.raises(Cifar10Error, match=f"{data.TRAIN_FILES[2]} is missing"):
+        cifar10_input.distorted_inputs(str(tmp_path), 4)

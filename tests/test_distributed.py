@@ -20,18 +20,7 @@ import cifar10_train
 from cifar10 import distribute
 from cifar10.config import RECIPES
 from cifar10.trainer import TrainState, make_train_step
-from conftest import REPO
-
-STEP_LINE = re.compile(r"^(\S+ \S+): step (\d+), loss = ([\d.]+) \(([\d.]+) examples/sec; ([\d.]+) sec/batch\)$",
-                       re.M)
-
-
-def run_main(capsys, main, *flags):
-    status = main(list(flags))
-    out, err = capsys.readouterr()
-    assert status == 0, out + err
-    return out
-
+from conftest import REPO, STEP_LINE, logged_steps, succeed
 
 def one_step(strategy, initial_weights, images, labels, global_batch):
     """Loss and weights after one step of strategy on one global batch."""
@@ -63,7 +52,7 @@ def test_two_towers_apply_the_same_update_as_one_device_on_both_batches():
 
 
 def test_two_towers_train_and_the_log_counts_both(capsys, stripe_data, tmp_path):
-    out = run_main(capsys, cifar10_multi_gpu_train.main, "--num_gpus=2", f"--data_dir={stripe_data}",
+    out = succeed(capsys, cifar10_multi_gpu_train.main, "--num_gpus=2", f"--data_dir={stripe_data}",
                    f"--train_dir={tmp_path}", "--max_steps=60", "--batch_size=16", "--log_frequency=10")
     assert "No GPU found: running 2 towers on 2 logical CPU devices." in out
     assert "2 replica(s) of batch 16" in out
@@ -82,19 +71,19 @@ def test_checkpoints_move_between_towers_one_device_and_the_evaluator(capsys, st
     train_dir = tmp_path / "train"
     common = [f"--data_dir={stripe_data}", f"--train_dir={train_dir}", "--batch_size=16", "--log_frequency=5",
               "--save_summaries_steps=0"]
-    run_main(capsys, cifar10_multi_gpu_train.main, "--num_gpus=2", "--max_steps=15", *common)
+    succeed(capsys, cifar10_multi_gpu_train.main, "--num_gpus=2", "--max_steps=15", *common)
 
-    out = run_main(capsys, cifar10_train.main, "--max_steps=20", *common)
+    out = succeed(capsys, cifar10_train.main, "--max_steps=20", *common)
     assert "model.ckpt-15 at step 15" in out and "1 replica(s)" in out
-    assert [int(line[1]) for line in STEP_LINE.findall(out)] == [20]
+    assert logged_steps(out) == [20]
 
-    out = run_main(capsys, cifar10_multi_gpu_train.main, "--num_gpus=2", "--max_steps=25", *common)
+    out = succeed(capsys, cifar10_multi_gpu_train.main, "--num_gpus=2", "--max_steps=25", *common)
     assert "model.ckpt-20 at step 20" in out and "2 replica(s)" in out
-    assert [int(line[1]) for line in STEP_LINE.findall(out)] == [25]
+    assert logged_steps(out) == [25]
 
-    out = run_main(capsys, cifar10_eval.main, f"--data_dir={stripe_data}", f"--checkpoint_dir={train_dir}",
+    out = succeed(capsys, cifar10_eval.main, f"--data_dir={stripe_data}", f"--checkpoint_dir={train_dir}",
                    f"--eval_dir={tmp_path / 'eval'}", "--run_once", "--num_examples=200")
-    assert re.search(r"\(\d+/200 at step 25\)", out), out
+    assert re.search(r"\(accuracy: \d+/200 at step 25\)", out), out
 
 
 @pytest.mark.parametrize("tf_config, complaint", [
@@ -174,11 +163,11 @@ def test_two_workers_train_one_job_that_the_evaluator_reads(capsys, stripe_data,
     for status, log in results:
         assert status == 0, log
         assert "one job across 2 workers" in log and "2 replica(s) of batch 16" in log
-        assert [int(line[1]) for line in STEP_LINE.findall(log)] == [5, 10, 15, 20, 25, 30]
+        assert logged_steps(log) == [5, 10, 15, 20, 25, 30]
     assert "the chief writes checkpoints" in results[1][1]
     assert tf.train.latest_checkpoint(str(train_dir)).endswith("model.ckpt-30")
     assert os.listdir(tmp_path / "scratch") == []  # the other worker's private saves are gone
-    out = run_main(capsys, cifar10_eval.main, f"--data_dir={stripe_data}", f"--checkpoint_dir={train_dir}",
+    out = succeed(capsys, cifar10_eval.main, f"--data_dir={stripe_data}", f"--checkpoint_dir={train_dir}",
                    f"--eval_dir={tmp_path / 'eval'}", "--run_once", "--num_examples=200")
     assert "at step 30)" in out
 
@@ -207,13 +196,13 @@ def test_a_killed_worker_restarted_with_the_others_resumes_the_job(stripe_data, 
     for status, log in results:
         assert status == 0, log
         assert f"model.ckpt-{resumed_from} at step {resumed_from}" in log
-        assert int(STEP_LINE.findall(log)[-1][1]) == resumed_from + 10
+        assert logged_steps(log)[-1] == resumed_from + 10
     assert tf.train.latest_checkpoint(str(train_dir)).endswith(f"model.ckpt-{resumed_from + 10}")
 
 
 def test_workers_that_resume_different_steps_stop_with_a_clear_error(capsys, stripe_data, tmp_path):
     train_dir = tmp_path / "train"
-    run_main(capsys, cifar10_train.main, f"--data_dir={stripe_data}", f"--train_dir={train_dir}", "--max_steps=10",
+    succeed(capsys, cifar10_train.main, f"--data_dir={stripe_data}", f"--train_dir={train_dir}", "--max_steps=10",
              "--batch_size=16", "--save_summaries_steps=0")
     unshared = tmp_path / "not_shared"  # the second worker's view: no checkpoints, and nothing to write
     results = finish(start_workers(tmp_path, stripe_data, train_dir, 20, "apart", other_train_dir=unshared))

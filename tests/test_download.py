@@ -20,7 +20,7 @@ import pytest
 
 import cifar10_input
 from cifar10 import data
-from cifar10.config import Cifar10Error
+from cifar10.errors import Cifar10Error
 from conftest import REPO, records_bytes, stripe_images
 
 

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 import cifar10_export
 import cifar10_predict
-from cifar10 import config, data, evaluator, export, predict, trainer
+from cifar10 import checkpoints, config, data, errors, evaluator, export, predict, trainer
 from cifar10.model import Cifar10Model
 from conftest import REPO, stripe_images
 
@@ -51,7 +51,7 @@ def test_export_writes_the_moving_averages_with_the_preprocessing_as_version_ste
     assert sorted(os.listdir(trained.base)) == [str(STEPS)]  # no staging folder left behind
     images = stripe_images(np.arange(10), np.random.default_rng(1))
     averages = Cifar10Model()
-    evaluator.restore_averages(averages, tf.train.latest_checkpoint(trained.train))
+    checkpoints.restore_averages(averages, tf.train.latest_checkpoint(trained.train))
     expected = tf.nn.softmax(averages(data.crop_and_standardize(images))).numpy()
 
     outputs = trained.served.signatures["serving_default"](images=tf.constant(images))
@@ -67,12 +67,12 @@ def test_export_writes_the_moving_averages_with_the_preprocessing_as_version_ste
 def test_export_errors_name_the_path_and_the_fix(trained, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(config.Cifar10Error, match=f"No checkpoint found in --checkpoint_dir={empty}.*Train first"):
+    with pytest.raises(errors.Cifar10Error, match=f"No checkpoint found in --checkpoint_dir={empty}.*Train first"):
         export.export(str(empty), str(tmp_path / "models"))
 
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("")
-    with pytest.raises(config.Cifar10Error, match=f"Cannot write to --export_dir={not_a_folder}/models.*Pass a folder"):
+    with pytest.raises(errors.Cifar10Error, match=f"Cannot write to --export_dir={not_a_folder}/models.*Pass a folder"):
         export.export(trained.train, str(not_a_folder / "models"))
 
 
@@ -117,7 +117,7 @@ def test_the_highest_numbered_complete_version_is_chosen(tmp_path):
         (tmp_path / version / "saved_model.pb").write_bytes(b"")
     assert predict.resolve_version(str(tmp_path)) == str(tmp_path / "60")
     assert predict.resolve_version(str(tmp_path / "7")) == str(tmp_path / "7")
-    with pytest.raises(config.Cifar10Error, match=f"--model={tmp_path / '100'} holds no SavedModel"):
+    with pytest.raises(errors.Cifar10Error, match=f"--model={tmp_path / '100'} holds no SavedModel"):
         predict.resolve_version(str(tmp_path / "100"))
 
 
@@ -250,7 +250,7 @@ def test_predict_skips_an_image_there_is_not_enough_memory_for(tmp_path, capsys)
     path = str(tmp_path / "cat.png")
     tf.io.write_file(path, tf.io.encode_png(np.zeros([32, 32, 3], np.uint8)))
 
-    with pytest.raises(config.Cifar10Error, match="1 of 1 files could not be labelled"):
+    with pytest.raises(errors.Cifar10Error, match="1 of 1 files could not be labelled"):
         predict.label_files(predictor, [path], 3)
     assert capsys.readouterr().err == f"{path}: skipped, not enough memory to decode it; scale it down first\n"
 
@@ -315,11 +315,11 @@ def test_an_export_that_loses_the_race_for_its_version_leaves_the_winner_be(trai
 
 def parse_report(out):
     """From the evaluator's printed report: correct, count, step, the per-class lines as
-    (name, precision text, correct, examples), the printed confusion matrix int [10, 10]."""
-    correct, count, step = map(int, re.search(r"precision @ 1 = [\d.]+ \((\d+)/(\d+) at step (\d+)\)$",
+    (name, recall text, correct, examples), the printed confusion matrix int [10, 10]."""
+    correct, count, step = map(int, re.search(r"precision @ 1 = [\d.]+ \(accuracy: (\d+)/(\d+) at step (\d+)\)$",
                                               out, re.M).groups())
-    classes = [(name, precision, int(right), int(examples)) for name, precision, right, examples
-               in re.findall(r"^  (\w+) +precision (\S+) \((\d+)/(\d+)\)$", out, re.M)]
+    classes = [(name, recall, int(right), int(examples)) for name, recall, right, examples
+               in re.findall(r"^  (\w+) +recall (\S+) \((\d+)/(\d+)\)$", out, re.M)]
     assert [c[0] for c in classes] == list(data.CLASS_NAMES), out
     table = out[out.index("confusion matrix"):].splitlines()
     assert table[1].split() == list(data.CLASS_NAMES), out
@@ -344,8 +344,8 @@ def test_the_per_class_report_and_confusion_matrix_add_up_to_precision_at_1(trai
 
     assert count == result.count == 150 and step == STEPS  # --num_examples below the set's 200 records
     assert sum(c[2] for c in classes) == correct and sum(c[3] for c in classes) == count
-    for _, precision, right, examples in classes:
-        assert precision == f"{right / examples:.3f}"
+    for _, recall, right, examples in classes:
+        assert recall == f"{right / examples:.3f}"
     assert confusion.sum() == count and np.trace(confusion) == correct
     np.testing.assert_array_equal(confusion, result.confusion)
     assert [step for step, _ in confusion_images(eval_dir)] == [STEPS]

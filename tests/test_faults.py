@@ -13,10 +13,9 @@ import tensorflow as tf
 
 import cifar10_eval
 import cifar10_train
-from cifar10 import evaluator, trainer
-from conftest import REPO
+from cifar10 import checkpoints, trainer
+from conftest import REPO, logged_steps
 
-STEP_LINE = re.compile(r": step (\d+), loss = ")
 KILLS = 15
 
 
@@ -75,7 +74,7 @@ def test_kill_9_at_15_random_moments_never_loses_a_saved_step(stripe_data, tmp_p
         resumed = re.search(r"(?:resuming from \S+|starting) at step (\d+)", log)
         if resumed:
             assert int(resumed.group(1)) >= surely_saved, f"seed {seed}, run {attempt}:\n{log}"
-        steps = [int(s) for s in STEP_LINE.findall(log)]
+        steps = logged_steps(log)
         surely_saved = max([surely_saved] + steps[:-1])
 
     status, log = finish(start("cifar10_train.py", tmp_path / "last.log",
@@ -84,7 +83,7 @@ def test_kill_9_at_15_random_moments_never_loses_a_saved_step(stripe_data, tmp_p
     assert status == 0, log
     resumed_at = int(re.search(r"resuming from \S+ at step (\d+)", log).group(1))
     assert resumed_at >= surely_saved, f"seed {seed}:\n{log}"
-    assert [int(s) for s in STEP_LINE.findall(log)] == list(range(resumed_at + 1, surely_saved + 6))
+    assert logged_steps(log) == list(range(resumed_at + 1, surely_saved + 6))
     assert tf.train.latest_checkpoint(str(train_dir)).endswith(f"model.ckpt-{surely_saved + 5}")
 
 
@@ -102,7 +101,7 @@ def test_a_signal_saves_the_current_step_and_exits_with_128_plus_its_number(stri
     assert stopped, log
     assert stopped.group(2) == tf.train.latest_checkpoint(str(train_dir))
     assert stopped.group(2).endswith(f"model.ckpt-{stopped.group(1)}")
-    assert int(stopped.group(1)) == int(STEP_LINE.findall(log)[-1])
+    assert int(stopped.group(1)) == logged_steps(log)[-1]
     assert "Traceback" not in log
 
 
@@ -151,7 +150,7 @@ def test_the_waiting_evaluator_follows_a_trainer_that_prunes_checkpoints(stripe_
     status, log = finish(evaluator)
     assert status == 128 + signal.SIGINT and "evaluator stopped" in log, log
     assert "Traceback" not in log and not re.search("^error: ", log, re.M)
-    steps = [int(s) for s in re.findall(r"precision @ 1 = [\d.]+ \(\d+/200 at step (\d+)\)", log)]
+    steps = [int(s) for s in re.findall(r"precision @ 1 = [\d.]+ \(accuracy: \d+/200 at step (\d+)\)", log)]
     assert len(steps) >= 2 and steps == sorted(set(steps)) and steps[-1] == 80
     assert all(step % 2 == 0 for step in steps)  # only checkpoints the trainer completed
 
@@ -173,7 +172,7 @@ def test_a_checkpoint_pruned_between_listing_and_loading_is_skipped(capsys, monk
     train_dir = tmp_path / "train"
     flags = train_flags(stripe_data, train_dir, "--save_checkpoint_steps=2")
     assert cifar10_train.main(flags + ["--max_steps=6"]) == 0
-    real_restore = evaluator.restore_averages
+    real_restore = checkpoints.restore_averages
     calls = []
 
     def restore_while_the_trainer_goes_on(model, path):
@@ -182,7 +181,7 @@ def test_a_checkpoint_pruned_between_listing_and_loading_is_skipped(capsys, monk
         calls.append(path)
         return real_restore(model, path)
 
-    monkeypatch.setattr(evaluator, "restore_averages", restore_while_the_trainer_goes_on)
+    monkeypatch.setattr(checkpoints, "restore_averages", restore_while_the_trainer_goes_on)
     capsys.readouterr()
     status = cifar10_eval.main([f"--data_dir={stripe_data}", f"--checkpoint_dir={train_dir}",
                                 f"--eval_dir={tmp_path / 'eval'}", "--run_once", "--num_examples=200"])
@@ -190,7 +189,7 @@ def test_a_checkpoint_pruned_between_listing_and_loading_is_skipped(capsys, monk
     assert status == 0, err
     assert calls == [f"{train_dir}/model.ckpt-6", f"{train_dir}/model.ckpt-16"]
     assert f"skipped {train_dir}/model.ckpt-6: its files are missing" in out
-    assert re.search(r"precision @ 1 = [\d.]+ \(\d+/200 at step 16\)", out)
+    assert re.search(r"precision @ 1 = [\d.]+ \(accuracy: \d+/200 at step 16\)", out)
 
 
 def test_an_unreadable_latest_checkpoint_is_a_clear_error(capsys, stripe_data, tmp_path):

@@ -1,4 +1,5 @@
 """Recipes (schedules and momentum), mixed precision and float16 loss scaling."""
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -52,6 +53,28 @@ def test_nesterov_momentum_update():
     for b, g, v, velocity in zip(before, gradients, state.model.trainable_variables, state.optimizer.velocities):
         np.testing.assert_allclose(velocity.numpy(), -0.1 * g, rtol=1e-4, atol=1e-7)
         np.testing.assert_allclose(v.numpy(), b + 0.9 * (-0.1 * g) - 0.1 * g, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_the_momentum_update_is_keras_sgds(nesterov):
+    recipe = Recipe(epochs=1, momentum=0.9, nesterov=nesterov, fc_weight_decay=0.0)
+    state = trainer.TrainState(fc_weight_decay=0.0)
+    keras_variables = [tf.Variable(v) for v in state.model.trainable_variables]
+    sgd = keras.optimizers.SGD(learning_rate=0.05, momentum=0.9, nesterov=nesterov)
+    images = tf.random.stateless_normal([8, 24, 24, 3], seed=[5, 6])
+    labels = tf.range(8) % 10
+    iterator = iter(tf.data.Dataset.from_tensors((images, labels)).repeat())
+    step = trainer.make_train_step(tf.distribute.get_strategy(), state, 8, lambda examples_seen: 0.05, recipe)
+    for _ in range(3):
+        with tf.GradientTape() as tape:
+            for keras_variable, variable in zip(keras_variables, state.model.trainable_variables):
+                variable.assign(keras_variable)  # the same weights for the gradient
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, state.model(images)))
+        gradients = tape.gradient(loss, state.model.trainable_variables)
+        sgd.apply_gradients(zip(gradients, keras_variables))
+        step(iterator)
+    for ours, theirs in zip(state.model.trainable_variables, keras_variables):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-4, atol=1e-6)
 
 
 def test_label_smoothing_moves_part_of_the_target_to_every_class():

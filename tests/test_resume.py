@@ -13,28 +13,15 @@ import cifar10_multi_gpu_train
 import cifar10_train
 from cifar10 import checkpoints, config
 from cifar10.config import Recipe
+from conftest import STEP_LINE, evaluate, logged_steps, run, train
 
-STEP_LINE = re.compile(r": step (\d+), loss = ")
 # 500 stripe records: 4 epochs are 2,000 examples, 200 steps of 10.
-SHORT_RECIPE = Recipe(epochs=4, learning_rate=0.03, momentum=0.9, warmup_epochs=1)
+SHORT_RECIPE = Recipe("short", epochs=4, learning_rate=0.03, momentum=0.9, warmup_epochs=1)
 
 
-def run(capsys, main, *flags):
-    status = main(list(flags))
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def train(capsys, data_dir, train_dir, *flags, main=cifar10_train.main):
-    status, out, err = run(capsys, main, f"--data_dir={data_dir}", f"--train_dir={train_dir}",
-                           "--save_summaries_steps=0", *flags)
-    assert status == 0, out + err
-    return out
-
-
-def evaluate(capsys, data_dir, checkpoint_dir, tmp_path):
-    return run(capsys, cifar10_eval.main, f"--data_dir={data_dir}", f"--checkpoint_dir={checkpoint_dir}",
-               f"--eval_dir={tmp_path / 'eval'}", "--run_once")
+def train_quietly(capsys, data_dir, train_dir, *flags, main=None):
+    """train() without histogram summaries; returns stdout."""
+    return train(capsys, data_dir, train_dir, "--save_summaries_steps=0", *flags, main=main)
 
 
 def folder_digest(folder):
@@ -61,7 +48,7 @@ def damage(path):
 def five_checkpoints(capsys, stripe_data, tmp_path):
     """A train_dir with checkpoints at steps 10, 20, 30, 40 and 50."""
     train_dir = tmp_path / "train"
-    train(capsys, stripe_data, train_dir, "--max_steps=50", "--batch_size=8", "--save_checkpoint_steps=10")
+    train_quietly(capsys, stripe_data, train_dir, "--max_steps=50", "--batch_size=8", "--save_checkpoint_steps=10")
     return train_dir
 
 
@@ -75,13 +62,13 @@ def test_a_missing_latest_checkpoint_resumes_from_the_newest_that_loads(capsys, 
     status, out, err = evaluate(capsys, stripe_data, train_dir, tmp_path)
     assert status == 0, err
     assert f"skipped {train_dir}/model.ckpt-50: its files are missing" in out
-    assert re.search(r"\(\d+/200 at step 40\)", out), out
+    assert re.search(r"\(accuracy: \d+/200 at step 40\)", out), out
 
-    out = train(capsys, stripe_data, train_dir, "--max_steps=60", "--batch_size=8", "--save_checkpoint_steps=10",
+    out = train_quietly(capsys, stripe_data, train_dir, "--max_steps=60", "--batch_size=8", "--save_checkpoint_steps=10",
                 "--log_frequency=1")
     assert f"cannot resume from {train_dir}/model.ckpt-50: its files are missing" in out
     assert f"resuming from {train_dir}/model.ckpt-40 at step 40 of 60" in out
-    assert [int(s) for s in STEP_LINE.findall(out)] == list(range(41, 61))
+    assert logged_steps(out) == list(range(41, 61))
     # Retention counts only checkpoints that load: five kept, the oldest pruned.
     assert [checkpoints.step_of(p) for p in checkpoints.listed(str(train_dir))] == [60, 50, 40, 30, 20]
 
@@ -94,16 +81,16 @@ def test_a_damaged_latest_checkpoint_is_skipped_and_kept_aside(capsys, stripe_da
     status, out, err = evaluate(capsys, stripe_data, train_dir, tmp_path)
     assert status == 0, err
     assert re.search(rf"skipped {train_dir}/model.ckpt-50: it is damaged: .", out), out
-    assert re.search(r"\(\d+/200 at step 40\)", out), out
+    assert re.search(r"\(accuracy: \d+/200 at step 40\)", out), out
 
-    out = train(capsys, stripe_data, train_dir, "--max_steps=50", "--batch_size=8", "--save_checkpoint_steps=10")
+    out = train_quietly(capsys, stripe_data, train_dir, "--max_steps=50", "--batch_size=8", "--save_checkpoint_steps=10")
     assert re.search(rf"cannot resume from {train_dir}/model.ckpt-50: it is damaged: .", out), out
     assert f"kept {train_dir}/model.ckpt-50 as {train_dir}/model.ckpt-50.damaged" in out
     assert f"resuming from {train_dir}/model.ckpt-40 at step 40 of 50" in out
     assert open(train_dir / "model.ckpt-50.damaged.data-00000-of-00001", "rb").read() == damaged_bytes
     assert tf.train.latest_checkpoint(str(train_dir)).endswith("model.ckpt-50")  # written anew, and loads
     status, out, err = evaluate(capsys, stripe_data, train_dir, tmp_path)
-    assert status == 0 and re.search(r"\(\d+/200 at step 50\)", out) and "skipped" not in out, out + err
+    assert status == 0 and re.search(r"\(accuracy: \d+/200 at step 50\)", out) and "skipped" not in out, out + err
 
 
 def test_when_no_checkpoint_loads_the_trainer_and_evaluator_stop_and_change_nothing(capsys, stripe_data, tmp_path,
@@ -145,24 +132,24 @@ def test_a_folder_with_glob_characters_is_refused_before_anything_runs(capsys, s
 def test_a_resumed_run_continues_the_schedule_by_epochs_with_more_towers(capsys, monkeypatch, stripe_data, tmp_path):
     monkeypatch.setitem(config.RECIPES, "short", SHORT_RECIPE)
     train_dir = tmp_path / "train"
-    out = train(capsys, stripe_data, train_dir, "--recipe=short", "--batch_size=10", "--max_steps=100")
+    out = train_quietly(capsys, stripe_data, train_dir, "--recipe=short", "--batch_size=10", "--max_steps=100")
     assert "at step 0 of 100 (short recipe" in out
     # Two towers of 10: 20 examples a step, so the 1,000 examples left take 50 steps.
-    out = train(capsys, stripe_data, train_dir, "--recipe=short", "--batch_size=10", "--num_gpus=2",
+    out = train_quietly(capsys, stripe_data, train_dir, "--recipe=short", "--batch_size=10", "--num_gpus=2",
                 "--log_frequency=50", main=cifar10_multi_gpu_train.main)
     assert f"resuming from {train_dir}/model.ckpt-100 at step 100 of 150 (short recipe" in out
-    assert [int(s) for s in STEP_LINE.findall(out)] == [150]
+    assert logged_steps(out) == [150]
     reader = tf.train.load_checkpoint(str(train_dir))
     assert reader.get_tensor("examples_seen/.ATTRIBUTES/VARIABLE_VALUE") == 2000
     # A smaller batch after the recipe's last epoch trains nothing more: the run is done.
-    out = train(capsys, stripe_data, train_dir, "--recipe=short", "--batch_size=5")
+    out = train_quietly(capsys, stripe_data, train_dir, "--recipe=short", "--batch_size=5")
     assert "at step 150 of 150" in out and not STEP_LINE.search(out)
 
 
 def test_resuming_with_another_recipe_is_refused_and_says_what_changed(capsys, monkeypatch, stripe_data, tmp_path):
     monkeypatch.setitem(config.RECIPES, "short", SHORT_RECIPE)
     train_dir = tmp_path / "train"
-    train(capsys, stripe_data, train_dir, "--recipe=short", "--batch_size=10", "--max_steps=10")
+    train_quietly(capsys, stripe_data, train_dir, "--recipe=short", "--batch_size=10", "--max_steps=10")
     before = folder_digest(train_dir)
     status, out, err = run(capsys, cifar10_train.main, f"--data_dir={stripe_data}", f"--train_dir={train_dir}",
                            "--recipe=fast", "--batch_size=10", "--max_steps=20")
@@ -175,7 +162,7 @@ def test_resuming_with_another_recipe_is_refused_and_says_what_changed(capsys, m
 
 def test_the_checkpoint_describes_its_run(capsys, stripe_data, tmp_path):
     train_dir = tmp_path / "train"
-    train(capsys, stripe_data, train_dir, "--recipe=fast", "--batch_size=10", "--max_steps=3", "--use_fp16=false")
+    train_quietly(capsys, stripe_data, train_dir, "--recipe=fast", "--batch_size=10", "--max_steps=3", "--use_fp16=false")
     state = checkpoints.TrainState()
     assert state.restore(tf.train.latest_checkpoint(str(train_dir))) == checkpoints.FORMAT_VERSION
     fields = state.description.fields
@@ -191,7 +178,7 @@ def test_a_checkpoint_of_the_first_format_resumes(capsys, stripe_data, tmp_path)
     manager = tf.train.CheckpointManager(old.checkpoint(format_version=1), str(train_dir), max_to_keep=5,
                                          checkpoint_name=checkpoints.CHECKPOINT_NAME)
     manager.save(checkpoint_number=7)
-    out = train(capsys, stripe_data, train_dir, "--batch_size=10", "--max_steps=9", "--log_frequency=1")
+    out = train_quietly(capsys, stripe_data, train_dir, "--batch_size=10", "--max_steps=9", "--log_frequency=1")
     assert f"{train_dir}/model.ckpt-7 predates the checkpoint's description of its run: taking its 7 steps as " \
            "10 examples each" in out
     assert f"resuming from {train_dir}/model.ckpt-7 at step 7 of 9" in out
