@@ -184,14 +184,19 @@ def none_loads_error(directory, flag, skipped):
                         "move the damaged checkpoints away and put good ones back.")
 
 
+def say_skipped(skipped):
+    """Print a line for each (checkpoint path, reason) that newest_loadable skipped."""
+    for path, reason in skipped:
+        print(f"{datetime.datetime.now()}: skipped {path}: {reason}", flush=True)
+
+
 def restore_newest_averages(model, checkpoint_dir):
     """Load into model (a Cifar10Model) the moving averages of the newest checkpoint of
     checkpoint_dir (--checkpoint_dir) that loads, printing which newer ones were skipped
     and why; returns (its path, its step). Raises Cifar10Error when none loads."""
     check_folder_flag(checkpoint_dir, "--checkpoint_dir")
     path, step, skipped = newest_loadable(checkpoint_dir, lambda p: restore_averages(model, p))
-    for skipped_path, reason in skipped:
-        print(f"{datetime.datetime.now()}: skipped {skipped_path}: {reason}", flush=True)
+    say_skipped(skipped)
     if path is None:
         raise none_loads_error(checkpoint_dir, "--checkpoint_dir", skipped)
     return path, step

@@ -105,10 +105,8 @@ def evaluate(config):
             # The trainer names a checkpoint in its state file only once it is complete.
             path, step, skipped = checkpoints.newest_loadable(
                 config.checkpoint_dir, lambda p: checkpoints.restore_averages(model, p), newer_than=evaluated_step,
-                tried=tried,
-                no_newer_than_state=True)
-            for skipped_path, reason in skipped:
-                print(f"{_now()}: skipped {skipped_path}: {reason}", flush=True)
+                tried=tried, no_newer_than_state=True)
+            checkpoints.say_skipped(skipped)
             if path is not None:
                 evaluated_step = step
                 result = count_predictions(path, step, dataset, predict)

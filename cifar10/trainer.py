@@ -32,6 +32,7 @@ LOSS_AVERAGE_DECAY = 0.9        # of the loss, for the smoothed TensorBoard curv
 SUMMARY_IMAGES = 3
 HISTOGRAM_BUCKETS = 30  # as tf.summary.histogram
 LOSS_SCALE_GROWTH_STEPS = 2000
+FLOAT16_ON_CPU = "CIFAR10_FLOAT16_ON_CPU"  # environment variable; see compute_dtype
 # What a collective op raises when a peer worker died or restarted.
 LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError,
                       tf.errors.DeadlineExceededError)
@@ -86,7 +87,9 @@ def compute_dtype(use_fp16):
     """The forward pass's precision: with use_fp16, float16 on a GPU (with loss scaling)
     or bfloat16 on a CPU; without, float32. use_fp16=None picks mixed precision where
     the hardware computes in 16 bits natively: a GPU, or a CPU with AMX or AVX512-BF16."""
-    gpu = bool(tf.config.list_physical_devices("GPU"))
+    # The test switch: a CPU computes as a GPU does (float16, loss scaling, the LRN in
+    # float32), so that the GPU's mixed-precision path runs in CI, which has no GPU.
+    gpu = bool(tf.config.list_physical_devices("GPU")) or os.environ.get(FLOAT16_ON_CPU) == "1"
     if use_fp16 is None:
         use_fp16 = gpu or _cpu_has_bfloat16()
     if not use_fp16:
@@ -161,9 +164,14 @@ def make_train_step(strategy, state, global_batch, learning_rate, recipe):
     # which would break the one checkpoint layout that every trainer, the evaluator and
     # runs already written share (cifar10/checkpoints.py). The arithmetic is Keras's
     # (tests/test_recipes.py checks the update against keras.optimizers.SGD).
-    def apply(variable, gradient, velocity, rate):
-        velocity.assign(recipe.momentum * velocity - rate * gradient)
-        variable.assign_add(recipe.momentum * velocity - rate * gradient if recipe.nesterov else velocity)
+    def apply(variable, gradient, velocity, rate, finite=None):
+        new_velocity = recipe.momentum * velocity - rate * gradient
+        update = recipe.momentum * new_velocity - rate * gradient if recipe.nesterov else new_velocity
+        if finite is not None:  # loss scaling: a step whose gradients overflowed changes nothing
+            new_velocity = tf.where(finite, new_velocity, velocity)
+            update = tf.where(finite, update, tf.zeros_like(update))
+        velocity.assign(new_velocity)
+        variable.assign_add(update)
 
     @tf.function
     def train_step(iterator):
@@ -171,10 +179,11 @@ def make_train_step(strategy, state, global_batch, learning_rate, recipe):
         losses, gradients = strategy.run(replica_loss_and_gradients, args=(images, labels))
         gradients = strategy.extended.batch_reduce_to(tf.distribute.ReduceOp.SUM, list(zip(gradients, variables)))
         rate = learning_rate(state.examples_seen)
+        finite = None
         if scaling:
-            gradients, rate = _unscale(state, gradients, rate)
+            gradients, finite = _unscale(state, gradients)
         for variable, gradient, velocity in zip(variables, gradients, velocities):
-            strategy.extended.update(variable, apply, args=(gradient, velocity, rate))
+            strategy.extended.update(variable, apply, args=(gradient, velocity, rate, finite))
         state.step.assign_add(1)
         state.examples_seen.assign_add(global_batch)
         # As tf.train.ExponentialMovingAverage with num_updates=step: faster early on.
@@ -198,9 +207,10 @@ def smoothed_cross_entropy(labels, logits, label_smoothing):
     return tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits)
 
 
-def _unscale(state, gradients, rate):
-    """Dynamic loss scaling, as Keras's LossScaleOptimizer: gradients divided by the scale;
-    a step whose gradients overflowed applies nothing (learning rate 0) and halves the
+def _unscale(state, gradients):
+    """Dynamic loss scaling, as Keras's LossScaleOptimizer: returns the gradients divided
+    by the scale, and whether they are all finite (a bool scalar). A step whose gradients
+    overflowed must change nothing (its gradients are returned as zeros) and halves the
     scale; LOSS_SCALE_GROWTH_STEPS good steps in a row double it."""
     finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients])
     gradients = [tf.where(finite, g / state.loss_scale, tf.zeros_like(g)) for g in gradients]
@@ -208,7 +218,7 @@ def _unscale(state, gradients, rate):
     state.loss_scale.assign(tf.where(grow, state.loss_scale * 2, tf.where(finite, state.loss_scale,
                                                                           state.loss_scale / 2)))
     state.good_steps.assign(tf.where(finite & ~grow, state.good_steps + 1, 0))
-    return gradients, tf.where(finite, rate, 0.0)
+    return gradients, finite
 
 
 def make_write_summaries(state, label_smoothing=0.0):

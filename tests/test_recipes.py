@@ -92,17 +92,33 @@ def test_float16_loss_scaling_skips_overflowing_steps_and_adapts_the_scale():
     state = trainer.TrainState(compute_dtype=tf.float16)
     assert float(state.loss_scale) == checkpoints.INITIAL_LOSS_SCALE
     good = [tf.fill([2], 4.0)]
-    gradients, rate = trainer._unscale(state, good, tf.constant(0.1))
+    gradients, finite = trainer._unscale(state, good)
     np.testing.assert_allclose(gradients[0].numpy(), 4.0 / checkpoints.INITIAL_LOSS_SCALE)
-    assert float(rate) == pytest.approx(0.1) and int(state.good_steps) == 1
+    assert bool(finite) and int(state.good_steps) == 1
 
-    gradients, rate = trainer._unscale(state, [tf.constant([np.inf, 1.0])], tf.constant(0.1))
-    assert float(rate) == 0.0 and np.all(gradients[0].numpy() == 0)
+    gradients, finite = trainer._unscale(state, [tf.constant([np.inf, 1.0])])
+    assert not bool(finite) and np.all(gradients[0].numpy() == 0)
     assert float(state.loss_scale) == checkpoints.INITIAL_LOSS_SCALE / 2 and int(state.good_steps) == 0
 
     state.good_steps.assign(trainer.LOSS_SCALE_GROWTH_STEPS - 1)
-    trainer._unscale(state, good, tf.constant(0.1))
+    trainer._unscale(state, good)
     assert float(state.loss_scale) == checkpoints.INITIAL_LOSS_SCALE and int(state.good_steps) == 0
+
+
+def test_a_float16_step_that_overflows_moves_neither_weights_nor_velocities(monkeypatch):
+    recipe = Recipe(epochs=1, momentum=0.9, nesterov=True)
+    state = trainer.TrainState(compute_dtype=tf.float16)
+    images = tf.random.stateless_normal([8, 24, 24, 3], seed=[7, 8])
+    iterator = iter(tf.data.Dataset.from_tensors((images, tf.range(8) % 10)).repeat())
+    step = trainer.make_train_step(tf.distribute.get_strategy(), state, 8, lambda examples_seen: 0.1, recipe)
+    step(iterator)  # a good step: the velocities are no longer zero
+    before = [v.numpy() for v in [*state.model.trainable_variables, *state.optimizer.velocities]]
+    state.loss_scale.assign(2.0 ** 100)  # the scaled gradients overflow float16
+    step(iterator)
+    after = [v.numpy() for v in [*state.model.trainable_variables, *state.optimizer.velocities]]
+    for b, a in zip(before, after):
+        np.testing.assert_array_equal(a, b)
+    assert float(state.loss_scale) == 2.0 ** 99
 
 
 def test_use_fp16_means_bfloat16_on_a_cpu_and_is_the_default_where_it_is_fast(monkeypatch):
