@@ -8,14 +8,13 @@ the same name), whose cifar10.model holds the network. The original tutorial's
 cifar10.py was the model module; the README's "Coming from the original tutorial" says
 where each of its functions went.
 """
-import os
 import sys
 
 import numpy as np
 
 
 def main(argv=None):
-    from cifar10.model import Cifar10Model  # the package cifar10/, not this file
+    from cifar10.model import Cifar10Model  # the package cifar10/, not this file (imports TensorFlow)
     model = Cifar10Model()
     total = 0
     for variable in model.trainable_variables:
@@ -27,5 +26,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from cifar10 import startup
+    startup.begin()  # before TensorFlow is imported: quiet unless --verbose; GPU memory grows as needed
     sys.exit(main(sys.argv[1:]))

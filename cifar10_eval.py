@@ -6,10 +6,11 @@ Without --run_once it evaluates each new checkpoint in --checkpoint_dir as it ap
 every --eval_interval_secs, until interrupted. Results also go to TensorBoard in
 --eval_dir.
 """
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the log
+from cifar10 import startup
+
+startup.begin()  # before anything imports TensorFlow: quiet unless --verbose; GPU memory grows as needed
 
 from cifar10 import cli, evaluator  # noqa: E402
 from cifar10.config import EvalConfig  # noqa: E402

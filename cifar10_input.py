@@ -7,10 +7,12 @@
 As a command it downloads and extracts the data unless it is there, checks every batch
 file (size, labels) and prints the record counts.
 """
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the log
+from cifar10 import startup
+
+if __name__ == "__main__":  # as a command; imported, it leaves the importing program's TensorFlow be
+    startup.begin()  # before anything imports TensorFlow: quiet unless --verbose; GPU memory grows as needed
 
 from cifar10 import cli, data  # noqa: E402
 from cifar10.config import TrainConfig  # noqa: E402

@@ -7,10 +7,11 @@ the towers' gradients are averaged into one set of variables. On a machine with 
 GPU the towers run on as many logical CPU devices. Checkpoints are the same as
 cifar10_train.py's: either trainer resumes the other's, and cifar10_eval.py reads both.
 """
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the log
+from cifar10 import startup
+
+startup.begin()  # before anything imports TensorFlow: quiet unless --verbose; GPU memory grows as needed
 
 from cifar10 import cli, trainer  # noqa: E402
 from cifar10.config import TrainConfig  # noqa: E402

@@ -11,10 +11,11 @@ are resized to 32x32; a larger image is refused before decoding. Files that cann
 labelled are named on stderr, and the exit status is then 1.
 """
 import argparse
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the log
+from cifar10 import startup
+
+startup.begin()  # before anything imports TensorFlow: quiet unless --verbose; GPU memory grows as needed
 
 from cifar10 import cli, config, predict  # noqa: E402
 

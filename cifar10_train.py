@@ -7,10 +7,11 @@ checkpoint in --train_dir, and writes checkpoints and TensorBoard summaries ther
 With TF_CONFIG describing several workers, each worker runs this same command and
 they train as one job (see README.md).
 """
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the log
+from cifar10 import startup
+
+startup.begin()  # before anything imports TensorFlow: quiet unless --verbose; GPU memory grows as needed
 
 from cifar10 import cli, trainer  # noqa: E402
 from cifar10.config import TrainConfig  # noqa: E402

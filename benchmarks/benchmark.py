@@ -2,17 +2,21 @@
 
     python -m benchmarks.benchmark [--data_dir=/tmp/cifar10_data] [--batch_size=128]
 
-Prints one table. Training rows: this project's compiled step in float32 and in mixed
-precision (bfloat16 on a CPU, float16 on a GPU), and the same network as a plain Keras
-model.fit (benchmarks/keras_baseline.py), fed by the plain per-example tf.data
-pipeline such a user writes, and again fed by this project's pipeline; all timed
-interleaved: window after window, each trainer in turn, so that whatever else
-the machine does falls on all of them alike. Figures are medians over the windows
-after a warm-up. Then the input pipeline alone, and one evaluation pass. Without
---data_dir it writes random records in the binary format (the speed does not depend on
+Prints one table. Training rows: this project's compiled step alone, and the trainer as
+cifar10_train.py runs it (the loop with its log line, summaries and checks, at the
+default flags), each in float32 and in mixed precision (bfloat16 on a CPU, float16 on
+a GPU), with the trainer's ratio to the bare step; and the same network as a plain
+Keras model.fit (benchmarks/keras_baseline.py), fed by the plain per-example tf.data
+pipeline such a user writes, and again fed by this project's pipeline. All are timed
+interleaved: window after window, each trainer in turn, so that whatever else the
+machine does falls on all of them alike. Figures are medians over the windows after a
+warm-up. Then the input pipeline alone, and one evaluation pass. Without --data_dir it
+writes random records in the binary format (the speed does not depend on
 the pixels). Not a test: CI does not run it.
 """
 import argparse
+import contextlib
+import io
 import os
 import statistics
 import tempfile
@@ -47,14 +51,12 @@ def write_synthetic_data(folder):
     return folder
 
 
-class OurTrainer:
-    """This project's training step (one device) in the given compute dtype, as
-    trainer.build sets it up for cifar10_train.py (in a scratch --train_dir)."""
+class OurStep:
+    """This project's compiled training step alone (one device) in the given compute
+    dtype, as trainer.build sets it up for cifar10_train.py (in a scratch --train_dir)."""
 
     def __init__(self, data_dir, batch_size, dtype):
-        config = TrainConfig(data_dir=data_dir, train_dir=tempfile.mkdtemp(prefix="cifar10_benchmark_train_"),
-                             batch_size=batch_size, use_fp16=dtype != tf.float32)
-        self.training = trainer.build(config, tf.distribute.get_strategy())
+        self.training = _build_training(data_dir, batch_size, dtype)
 
     def seconds_per_step(self, steps):
         # A new iterator each window, as Keras's fit makes: batches prefetched while the
@@ -68,6 +70,44 @@ class OurTrainer:
             loss, _, _ = self.training.train_step(iterator)
         float(loss)  # waits for the last step
         return (time.perf_counter() - start) / steps
+
+
+class OurTrainerAsRun:
+    """The trainer as cifar10_train.py runs it, with its default flags: trainer.loop, with
+    its log line every 10 steps (the host reads the loss), summaries every 100 steps and
+    the checks of each step. Each window is one call of the loop, as a run is: a new
+    input iterator, the first log interval as warm-up, then steps timed from log line to
+    log line, which leaves out the checkpoint the loop writes at its end (a run writes
+    one every 10 minutes)."""
+
+    def __init__(self, data_dir, batch_size, dtype):
+        self.training = _build_training(data_dir, batch_size, dtype)
+        self.log_frequency = self.training.config.log_frequency
+        self.log_times = []
+        log = self.training.log
+
+        def timed_log(step, loss):
+            self.log_times.append(time.perf_counter())
+            log(step, loss)
+        self.training.log = timed_log
+
+    def seconds_per_step(self, steps):
+        if steps % self.log_frequency:
+            raise ValueError(f"--window_steps={steps} must be a multiple of the log frequency, "
+                             f"{self.log_frequency}")
+        step = int(self.training.state.step.numpy())
+        self.training.last_step = step + self.log_frequency + steps
+        self.log_times.clear()
+        with contextlib.redirect_stdout(io.StringIO()):  # the log lines
+            trainer.loop(self.training)
+        return (self.log_times[-1] - self.log_times[0]) / steps
+
+
+def _build_training(data_dir, batch_size, dtype):
+    config = TrainConfig(data_dir=data_dir, train_dir=tempfile.mkdtemp(prefix="cifar10_benchmark_train_"),
+                         batch_size=batch_size, use_fp16=dtype != tf.float32)
+    with contextlib.redirect_stdout(io.StringIO()):  # the start line
+        return trainer.build(config, tf.distribute.get_strategy())
 
 
 class KerasTrainer:
@@ -112,28 +152,48 @@ def evaluation_seconds(filenames, batch_size):
     return times[-1], count
 
 
+ROWS = ("step", "trainer", "keras")
+PRECISIONS = ("float32", "mixed")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", help="CIFAR-10 data folder; default: random records in a temporary folder.")
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--windows", type=int, default=7, help="Timed windows per trainer.")
-    parser.add_argument("--window_steps", type=int, default=40, help="Steps per window.")
+    parser.add_argument("--window_steps", type=int, default=100,
+                        help="Steps per window: a multiple of 10 (the log frequency); 100 holds one summary.")
     parser.add_argument("--eval_batch_size", type=int, default=1000)
+    parser.add_argument("--rows", default=",".join(ROWS),
+                        help="Which training rows, comma-separated: step (our compiled step alone), trainer "
+                             "(the trainer as cifar10_train.py runs it), keras (the Keras baselines).")
+    parser.add_argument("--precisions", default=",".join(PRECISIONS),
+                        help="Our rows' compute precisions, comma-separated: float32, mixed (--use_fp16).")
     args = parser.parse_args()
+    rows, precisions = args.rows.split(","), args.precisions.split(",")
+    if not set(rows) <= set(ROWS) or not set(precisions) <= set(PRECISIONS):
+        parser.error(f"--rows takes {', '.join(ROWS)}; --precisions takes {', '.join(PRECISIONS)}")
 
     data_dir = args.data_dir or write_synthetic_data(tempfile.mkdtemp(prefix="cifar10_benchmark_"))
     train_files, test_files = data.data_files(data_dir), data.data_files(data_dir, "test")
-    mixed = trainer.compute_dtype(use_fp16=True)
     default = trainer.compute_dtype(TrainConfig.use_fp16)
+    dtypes = {"float32": tf.float32, "mixed": trainer.compute_dtype(use_fp16=True)}
     baseline = "Keras model.fit, plain tf.data"
-    trainers = {
-        f"ours, float32{' (default)' if default == tf.float32 else ''}":
-            OurTrainer(data_dir, args.batch_size, tf.float32),
-        f"ours, {mixed.name} (--use_fp16){' (default)' if default == mixed else ''}":
-            OurTrainer(data_dir, args.batch_size, mixed),
-        baseline: KerasTrainer(keras_baseline.plain_dataset(train_files, args.batch_size)),
-        "Keras model.fit, our input pipeline": KerasTrainer(data.training_dataset(train_files, args.batch_size)),
-    }
+    trainers, step_of = {}, {}  # step_of: each trainer row's bare-step row
+    for precision in precisions:
+        dtype = dtypes[precision]
+        label = dtype.name + (" (--use_fp16)" if precision == "mixed" else "") + (
+            " (default)" if dtype == default else "")
+        if "step" in rows:
+            trainers[f"our compiled step alone, {label}"] = OurStep(data_dir, args.batch_size, dtype)
+        if "trainer" in rows:
+            name = f"the trainer as run by cifar10_train.py, {label}"
+            trainers[name] = OurTrainerAsRun(data_dir, args.batch_size, dtype)
+            step_of[name] = f"our compiled step alone, {label}"
+    if "keras" in rows:
+        trainers[baseline] = KerasTrainer(keras_baseline.plain_dataset(train_files, args.batch_size))
+        trainers["Keras model.fit, our input pipeline"] = KerasTrainer(
+            data.training_dataset(train_files, args.batch_size))
     for runner in trainers.values():  # warm-up: tracing, caches, shuffle buffers
         runner.seconds_per_step(args.window_steps)
     times = {name: [] for name in trainers}
@@ -144,18 +204,24 @@ def main():
     pipeline = input_pipeline_rate(train_files, args.batch_size, batches=200)
     eval_seconds, eval_images = evaluation_seconds(test_files, args.eval_batch_size)
 
-    keras_rate = args.batch_size / step_seconds[baseline]
     fastest = min(step_seconds.values())
-    print(f"\nCIFAR-10 benchmark: batch {args.batch_size}, {'data in ' + args.data_dir if args.data_dir else 'random records'}, "
-          f"{args.windows} windows of {args.window_steps} steps, medians\n")
-    print(f"{'what':50s} {'examples/sec':>13s} {'sec/batch':>10s} {'vs ' + baseline:>34s}")
+    rows = []  # what, examples/sec, sec/batch, vs the bare step, vs the Keras baseline, note
     for name, seconds in step_seconds.items():
-        rate = args.batch_size / seconds
-        print(f"{'training: ' + name:50s} {rate:13.1f} {seconds:10.4f} {rate / keras_rate:33.2f}x")
-    print(f"{'input pipeline alone':50s} {pipeline:13.1f} {'':10s} "
-          f"{pipeline * fastest / args.batch_size:9.1f}x the fastest step")
-    print(f"{f'evaluation, {eval_images} images':50s} {eval_images / eval_seconds:13.1f} {'':10s} "
-          f"{eval_seconds:9.2f} s a pass")
+        of_step = f"{step_seconds[step_of[name]] / seconds:.3f}" if step_of.get(name) in step_seconds else ""
+        vs_keras = f"{step_seconds[baseline] / seconds:.2f}x" if baseline in step_seconds else ""
+        rows.append((f"training: {name}", f"{args.batch_size / seconds:.1f}", f"{seconds:.4f}", of_step, vs_keras,
+                     ""))
+    rows.append(("input pipeline alone", f"{pipeline:.1f}", "", "", "",
+                 f"{pipeline * fastest / args.batch_size:.1f}x the fastest training row"))
+    rows.append((f"evaluation, {eval_images} images", f"{eval_images / eval_seconds:.1f}", "", "", "",
+                 f"{eval_seconds:.2f} s a pass"))
+    print(f"\nCIFAR-10 benchmark: batch {args.batch_size}, "
+          f"{'data in ' + args.data_dir if args.data_dir else 'random records'}, {args.windows} windows of "
+          f"{args.window_steps} steps, medians; examples/sec counts training examples (one view each)\n")
+    print(f"| what | examples/sec | sec/batch | vs the bare step | vs {baseline} | |")
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":

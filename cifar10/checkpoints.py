@@ -12,10 +12,19 @@ read its moving averages:
   averages/       their exponential moving averages, which evaluation uses
   optimizer/      the momentum velocities
   loss_scale, good_steps   dynamic loss scaling's state (float16 compute only)
-  description     JSON: the format version, the recipe and its values, the compute dtype
+  description     JSON: the format version, the recipe and its values, the compute dtype,
+                  the seed (null when unseeded)
 
 Checkpoints of format 1 (before examples_seen, loss scaling state and description)
 still resume: the examples they saw are then taken as step x the current global batch.
+
+With --validation_records, <train_dir>/best/model.ckpt-<step> is the checkpoint of the
+best validation precision so far, in the same layout plus
+
+  validation      JSON: its precision @ 1 on the held-out records, how many of how
+                  many were right, its step and epoch (see cifar10/validation.py)
+
+It has its own state file and is kept one at a time: the run's retention never prunes it.
 
 Folders are listed with os.listdir, never globbed (see errors.check_folder_flag).
 """
@@ -26,12 +35,15 @@ import re
 
 import tensorflow as tf
 
+from cifar10.config import Recipe, override_flags
 from cifar10.errors import Cifar10Error, check_folder_flag
 from cifar10.model import FC_WEIGHT_DECAY, Cifar10Model
 
 FORMAT_VERSION = 2
 CHECKPOINT_NAME = "model.ckpt"
 CHECKPOINTS_TO_KEEP = 5
+BEST_DIR = "best"  # <train_dir>/best/: the checkpoint of the best validation precision
+VALIDATION = "validation"  # the key of that checkpoint's record of its validation
 DAMAGED_SUFFIX = ".damaged"  # a checkpoint that would not load is kept under this name
 INITIAL_LOSS_SCALE = 2.0 ** 15  # float16 only
 STEP, AVERAGES = "step", "averages"  # the keys that evaluation reads, of those TrainState writes
@@ -43,7 +55,7 @@ LOAD_ERRORS = (tf.errors.OpError, AssertionError, ValueError)
 
 class RunDescription(tf.train.experimental.PythonState):
     """The checkpoint's description of the run that wrote it, kept as JSON: format
-    version, recipe name and values, compute dtype. Empty until set or restored."""
+    version, recipe name and values, compute dtype, seed. Empty until set or restored."""
 
     def __init__(self, **fields):
         self.fields = fields
@@ -55,22 +67,24 @@ class RunDescription(tf.train.experimental.PythonState):
         self.fields = json.loads(string_value)
 
 
-def describe(recipe, compute_dtype):
-    """The description fields of a run of recipe (a config.Recipe) in compute_dtype."""
+def describe(recipe, compute_dtype, seed=None):
+    """The description fields of a run of recipe (a config.Recipe) in compute_dtype with
+    seed (--seed, None when unseeded). The seed is for the record, and not compared on
+    resuming: a resumed run draws its data order anew, from its own --seed and step."""
     return {"format": FORMAT_VERSION, "recipe": recipe.name, "recipe_values": recipe.values(),
-            "compute_dtype": tf.as_dtype(compute_dtype).name}
+            "compute_dtype": tf.as_dtype(compute_dtype).name, "seed": seed}
 
 
 class TrainState(tf.Module):
     """What a training checkpoint holds (see the module docstring), as variables:
     create it inside a tf.distribute strategy's scope to mirror them."""
 
-    def __init__(self, compute_dtype=tf.float32, fc_weight_decay=FC_WEIGHT_DECAY, conv_weight_decay=0.0):
+    def __init__(self, compute_dtype=tf.float32, fc_weight_decay=FC_WEIGHT_DECAY, conv_weight_decay=0.0, seed=None):
         super().__init__(name="train_state")
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         self.examples_seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="examples_seen")
-        self.model = Cifar10Model(compute_dtype, fc_weight_decay, conv_weight_decay)
-        self.averages = Cifar10Model()
+        self.model = Cifar10Model(compute_dtype, fc_weight_decay, conv_weight_decay, seed=seed)
+        self.averages = Cifar10Model(seed=seed)  # seeded too: deterministic ops refuse unseeded random ones
         for average, variable in zip(self.averages.trainable_variables, self.model.trainable_variables):
             average.assign(variable)
         self.optimizer = tf.Module(name="momentum")
@@ -233,10 +247,24 @@ def forget(directory, paths, latest):
         all_model_checkpoint_timestamps=[t for _, t in kept], last_preserved_timestamp=preserved)
 
 
+def saved_recipe_values(saved):
+    """The recipe values {field: value} of a checkpoint's saved description fields. A
+    value it lacks, from before its field existed, was the field's default (see
+    config.Recipe)."""
+    return {**Recipe().values(), **saved.get("recipe_values", {})}
+
+
+def saved_recipe_flags(saved):
+    """The trainer's flags, one string, that give the recipe of a checkpoint's saved
+    description fields: '--recipe=<name>' and a flag for each value it changed."""
+    name = saved.get("recipe")
+    return " ".join([f"--recipe={name}", *override_flags(name, saved_recipe_values(saved))])
+
+
 def recipe_differences(saved, recipe):
     """How recipe (a config.Recipe) differs from a checkpoint's saved description fields:
     a list of 'name: saved -> now' strings, empty if it is the same."""
-    saved_values = saved.get("recipe_values", {})
+    saved_values = saved_recipe_values(saved)
     changes = [f"{key}: {saved_values.get(key)!r} -> {value!r}" for key, value in recipe.values().items()
                if saved_values.get(key) != value]
     if saved.get("recipe") != recipe.name:

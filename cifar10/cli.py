@@ -30,7 +30,25 @@ def add_bool_flag(parser, name, help, default=False):
 
 
 def add_verbose_flag(parser):
-    add_bool_flag(parser, "verbose", "On an error, also print the Python traceback.")
+    add_bool_flag(parser, "verbose", "Show all that TensorFlow prints, its start-up messages included (hidden "
+                                     "by default), and on an error, the Python traceback.")
+
+
+def verbose_requested(argv):
+    """Whether the command-line arguments argv (a list of str, without the program's
+    name) turn --verbose on, read before they are parsed: TensorFlow must be quieted,
+    or not, before it is imported. As the flag parses it: --verbose, --verbose=true or
+    --verbose true; the last one counts."""
+    verbose = False
+    for index, argument in enumerate(argv):
+        if argument == "--":
+            break
+        if argument == "--verbose":
+            following = argv[index + 1].lower() if index + 1 < len(argv) else ""
+            verbose = following not in _FALSE
+        elif argument.startswith("--verbose="):
+            verbose = argument.partition("=")[2].lower() in _TRUE
+    return verbose
 
 
 def parser_for(config_class, description, only=None):

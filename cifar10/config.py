@@ -7,18 +7,26 @@ checks the values. The entry-point scripts turn their flags into a config object
 pass it into the library; nothing in the library reads flags or global state.
 """
 import dataclasses
+import math
 
 from cifar10.errors import Cifar10Error, check_folder_flag
+from cifar10.shapes import CROPPED_SIZE
 
 DEFAULT_DATA_DIR = "/tmp/cifar10_data"
 DEFAULT_TRAIN_DIR = "/tmp/cifar10_train"
 DEFAULT_EVAL_DIR = "/tmp/cifar10_eval"
 DEFAULT_EXPORT_DIR = "/tmp/cifar10_model"
+DEFAULT_MAX_STEPS = 1_000_000  # the tutorial's: in effect, until stopped
 DATA_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 # Views of each image that evaluation can average over: the central crop; it and its
 # mirror image; or, as cuda-convnet's multi-view test, the central and four corner
 # crops, each also mirrored.
 EVAL_VIEW_COUNTS = (1, 2, 10)
+EVAL_DEVICES = ("auto", "cpu", "gpu")
+# The flags of one schedule, which the recipes of the other do not take.
+EPOCH_SCHEDULE_FLAGS = ("epochs", "warmup_epochs")
+TUTORIAL_SCHEDULE_FLAGS = ("num_epochs_per_decay", "learning_rate_decay_factor")
+MAX_SEED = 2**31 - 1  # int32's largest, a seed that every generator takes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,9 +34,13 @@ class Recipe:
     """How to train: the optimizer, the learning-rate schedule and the regularization.
 
     epochs None is the tutorial's open-ended schedule (until --max_steps): learning_rate,
-    divided by 10 every 350 epochs. Otherwise learning_rate is the peak, reached by a
-    linear warm-up over warmup_epochs (but at least 300 steps) and followed by a linear
-    decay to 0 at epochs.
+    multiplied by learning_rate_decay_factor every num_epochs_per_decay epochs (a
+    staircase). Otherwise learning_rate is the peak, reached by a linear warm-up over
+    warmup_epochs (but at least 300 steps) and followed by a linear decay to 0 at epochs.
+
+    Checkpoints record a run's recipe values (cifar10.checkpoints.describe), and one
+    written before a field existed is taken to have had the field's default: a new
+    field's default must be what the code did before it.
     """
     name: str = "custom"
     epochs: float = None
@@ -40,10 +52,36 @@ class Recipe:
     conv_weight_decay: float = 0.0  # L2 coefficient of conv1 and conv2
     label_smoothing: float = 0.0    # weight of the uniform distribution in the targets
     cutout: int = 0                 # side in pixels of a square blanked in each training image
+    num_epochs_per_decay: float = 350.0     # epochs between two decays of the tutorial schedule
+    learning_rate_decay_factor: float = 0.1  # what each of them multiplies the learning rate by
 
     def values(self):
         """The recipe's settings, {field: value}, without its name."""
         return {key: value for key, value in dataclasses.asdict(self).items() if key != "name"}
+
+    def override_flags(self):
+        """The flags ['--<field>=<value>', ...] that change the recipe of this name in
+        RECIPES into this one: what flags overrode (see the function override_flags)."""
+        return override_flags(self.name, self.values())
+
+
+def override_flags(name, values):
+    """The flags ['--<field>=<value>', ...] that change RECIPES[name] into a recipe of
+    values ({field: value}, as Recipe.values() or a checkpoint's description holds them),
+    one for each value that differs; [] for a name not in RECIPES."""
+    base = RECIPES.get(name)
+    if base is None:
+        return []
+    return [f"--{key}={_flag_text(value)}" for key, value in values.items() if getattr(base, key, None) != value]
+
+
+def _flag_text(value):
+    """How a flag's value is written: booleans as true and false, whole floats as integers."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 RECIPES = {recipe.name: recipe for recipe in (
@@ -68,6 +106,42 @@ def _require(condition, message):
         raise Cifar10Error(message)
 
 
+def _check_schedule_flags(recipe, flags):
+    """Refuse flags (['--<field>=<value>']) of the schedule that recipe does not have."""
+    them = "them" if len(flags) > 1 else "it"
+    if recipe.epochs is None:
+        epoch_recipes = " or ".join(f"--recipe={name}" for name, r in RECIPES.items() if r.epochs is not None)
+        _require(not flags, f"{' '.join(flags)}: the {recipe.name} recipe has no schedule over a number of epochs: "
+                            "it trains until --max_steps, multiplying its learning rate by "
+                            "--learning_rate_decay_factor every --num_epochs_per_decay epochs. Pass "
+                            f"{epoch_recipes} with {them}, or leave {them} out.")
+    else:
+        _require(not flags, f"{' '.join(flags)}: only the tutorial recipe decays its learning rate in steps; the "
+                            f"{recipe.name} recipe decays it linearly to 0 at its last epoch (--epochs, after "
+                            f"--warmup_epochs of warm-up). Pass --recipe=tutorial with {them}, or leave {them} out.")
+
+
+def _check_recipe(recipe):
+    """Raise Cifar10Error, naming the flag, for a recipe value out of its range."""
+    def check(key, condition, requirement):
+        _require(condition, f"--{key}={_flag_text(getattr(recipe, key))}: {requirement}.")
+    # Comparisons with NaN are false, and infinities are refused: every value is finite.
+    check("learning_rate", 0 < recipe.learning_rate < math.inf, "it must be a positive finite number")
+    check("momentum", 0 <= recipe.momentum < 1, "it must be at least 0 (plain SGD) and below 1")
+    check("warmup_epochs", 0 <= recipe.warmup_epochs < math.inf, "it must be 0 or more, and finite")
+    if recipe.epochs is not None:
+        check("epochs", recipe.warmup_epochs < recipe.epochs < math.inf,
+              f"it must be finite and more than the epochs of warm-up (--warmup_epochs={_flag_text(recipe.warmup_epochs)})")
+    check("fc_weight_decay", 0 <= recipe.fc_weight_decay < math.inf, "it must be 0 (none) or more, and finite")
+    check("conv_weight_decay", 0 <= recipe.conv_weight_decay < math.inf, "it must be 0 (none) or more, and finite")
+    check("label_smoothing", 0 <= recipe.label_smoothing < 1, "it must be at least 0 (none) and below 1")
+    check("cutout", 0 <= recipe.cutout <= CROPPED_SIZE,
+          f"it must be 0 (none) to {CROPPED_SIZE}, the side of the image that the network sees")
+    check("num_epochs_per_decay", 0 < recipe.num_epochs_per_decay < math.inf, "it must be a positive finite number")
+    check("learning_rate_decay_factor", 0 < recipe.learning_rate_decay_factor <= 1,
+          "it must be above 0 and at most 1 (no decay)")
+
+
 DATA_DIR_HELP = "Folder of the CIFAR-10 data: cifar-10-batches-bin/, or the archive to extract or download."
 DATA_URL_HELP = "Where to download the archive from when --data_dir lacks it (a mirror)."
 
@@ -82,7 +156,7 @@ class TrainConfig:
     data_dir: str = setting(DEFAULT_DATA_DIR, DATA_DIR_HELP)
     train_dir: str = setting(DEFAULT_TRAIN_DIR, "Folder for checkpoints and event logs; a run resumes from the "
                                                 "checkpoints there.")
-    max_steps: int = setting(1_000_000, "Train until the step count reaches this (resumed runs included).")
+    max_steps: int = setting(DEFAULT_MAX_STEPS, "Train until the step count reaches this (resumed runs included).")
     batch_size: int = setting(128, "Images per batch, per replica (each tower's, with several).")
     log_frequency: int = setting(10, "How often, in steps, to log the loss and speed.")
     log_device_placement: bool = setting(False, "Log the device each operation runs on.")
@@ -90,9 +164,44 @@ class TrainConfig:
     save_checkpoint_steps: int = setting(0, "Also save every this many steps (0: off).")
     save_summaries_steps: int = setting(100, "Write histograms and images to TensorBoard every this many steps "
                                              "(0: off).")
+    validation_records: int = setting(0, "Hold the last this many training records (the end of data_batch_5.bin "
+                                         "first) out of training and validate on them; keep the checkpoint of the "
+                                         "best validation precision in <train_dir>/best/ (0: none held out).")
+    validate_every_epochs: float = setting(1.0, "With --validation_records: validate every this many epochs, and "
+                                                "at the end (a positive number; 0.5 is twice an epoch).")
     recipe: Recipe = setting(RECIPES["tutorial"], f"How to train: {', '.join(RECIPES)}. 'tutorial': the original "
                                                   "schedule, until --max_steps; the others: momentum, warm-up and "
                                                   "linear decay over a fixed number of epochs (README.md, Speed).")
+    # Each of these overrides one value of the recipe (None: the recipe's own); the
+    # checkpoint records the values that result.
+    learning_rate: float = setting(None, "The learning rate: the tutorial schedule's initial one, the others' peak "
+                                         "(default: the recipe's).")
+    epochs: float = setting(None, "Epochs to train, where the learning rate has decayed linearly to 0; not with "
+                                  "--recipe=tutorial, which trains until --max_steps (default: the recipe's).")
+    momentum: float = setting(None, "Momentum coefficient, at least 0 and below 1; 0 is plain SGD (default: the "
+                                    "recipe's).")
+    nesterov: bool = setting(None, "Nesterov momentum (default: the recipe's).")
+    warmup_epochs: float = setting(None, "Epochs of linear warm-up to the peak learning rate (at least 300 steps); "
+                                         "not with --recipe=tutorial (default: the recipe's).")
+    fc_weight_decay: float = setting(None, "L2 weight decay coefficient of local3 and local4 (default: the "
+                                           "recipe's).")
+    conv_weight_decay: float = setting(None, "L2 weight decay coefficient of conv1 and conv2 (default: the "
+                                             "recipe's).")
+    label_smoothing: float = setting(None, "Part of each training target spread evenly over all classes, at least "
+                                           "0 and below 1 (default: the recipe's).")
+    cutout: int = setting(None, f"Side in pixels (0 to {CROPPED_SIZE}) of a square blanked at a random place in "
+                                "each training image; 0: none (default: the recipe's).")
+    num_epochs_per_decay: float = setting(None, "--recipe=tutorial only: epochs between two decays of the learning "
+                                                "rate (default: the recipe's, 350).")
+    learning_rate_decay_factor: float = setting(None, "--recipe=tutorial only: what each decay multiplies the "
+                                                      "learning rate by, above 0 and at most 1 (default: the "
+                                                      "recipe's, 0.1).")
+    seed: int = setting(None, f"Seed (0 to {MAX_SEED}) of every random number training draws: the initial "
+                              "weights, the data order, the augmentation. Default: none, a different run each time. "
+                              "See --deterministic.")
+    deterministic: bool = setting(False, "Deterministic TensorFlow ops (slower, on a GPU especially), so that a run "
+                                         "with the same --seed on the same hardware and software writes the same "
+                                         "weights; needs --seed.")
     use_fp16: bool = setting(None, "Mixed precision: bfloat16 on a CPU, float16 with loss scaling on a GPU; "
                                    "variables and moving averages stay float32. Default: on where the hardware "
                                    "computes in 16 bits natively (a GPU, or a CPU with AMX or AVX512-BF16).")
@@ -102,6 +211,18 @@ class TrainConfig:
         if isinstance(self.recipe, str):
             _require(self.recipe in RECIPES, f"--recipe={self.recipe}: use one of {', '.join(RECIPES)}.")
             object.__setattr__(self, "recipe", RECIPES[self.recipe])
+        given = {key: getattr(self, key) for key in self.recipe.values() if getattr(self, key) is not None}
+        other_schedule = EPOCH_SCHEDULE_FLAGS if self.recipe.epochs is None else TUTORIAL_SCHEDULE_FLAGS
+        _check_schedule_flags(self.recipe, [f"--{key}={_flag_text(given[key])}" for key in other_schedule
+                                            if key in given])
+        object.__setattr__(self, "recipe", dataclasses.replace(self.recipe, **given))
+        _check_recipe(self.recipe)
+        _require(self.seed is None or 0 <= self.seed <= MAX_SEED,
+                 f"--seed={self.seed}: use a whole number from 0 to {MAX_SEED}.")
+        _require(self.seed is not None or not self.deterministic,
+                 "--deterministic needs --seed: deterministic ops repeat a run only if its random numbers (initial "
+                 "weights, data order, augmentation) repeat too. Pass --seed=N as well, the same N for each run "
+                 "that should give the same weights.")
         _require(self.max_steps >= 0, f"--max_steps={self.max_steps}: it must be 0 or more.")
         _require(self.batch_size >= 1, f"--batch_size={self.batch_size}: it must be at least 1.")
         _require(self.log_frequency >= 1, f"--log_frequency={self.log_frequency}: it must be at least 1.")
@@ -111,6 +232,12 @@ class TrainConfig:
                  f"--save_checkpoint_steps={self.save_checkpoint_steps}: use 0 to turn it off, or a positive number.")
         _require(self.save_summaries_steps >= 0,
                  f"--save_summaries_steps={self.save_summaries_steps}: it must be 0 (off) or more.")
+        _require(self.validation_records >= 0,
+                 f"--validation_records={self.validation_records}: it must be 0 (none held out) or more.")
+        # nan fails both comparisons; inf epochs cannot be counted in examples.
+        _require(0 < self.validate_every_epochs < float("inf"),
+                 f"--validate_every_epochs={self.validate_every_epochs}: it must be a positive number of epochs, "
+                 "such as 1 or 0.5.")
         check_folder_flag(self.train_dir, "--train_dir")
 
 
@@ -129,9 +256,13 @@ class EvalConfig:
                             "tutorial's); 2, it and its mirror image; 10, the central and four corner crops and "
                             "their mirror images (cuda-convnet's multi-view test).")
     data_url: str = setting(DATA_URL, DATA_URL_HELP)
+    device: str = setting("auto", "Where to evaluate: 'auto', a GPU where there is one, else the CPU; 'cpu', off "
+                                  "the GPU entirely (it takes no GPU memory, leaving the GPU to a trainer beside "
+                                  "it); 'gpu', a GPU or an error.")
 
     def __post_init__(self):
         _require(self.views in EVAL_VIEW_COUNTS, f"--views={self.views}: use one of {EVAL_VIEW_COUNTS}.")
+        _require(self.device in EVAL_DEVICES, f"--device={self.device}: use one of {', '.join(EVAL_DEVICES)}.")
         _require(self.eval_data in ("test", "train_eval"),
                  f"--eval_data={self.eval_data}: use 'test' or 'train_eval'.")
         _require(self.num_examples is None or self.num_examples >= 1,
@@ -145,14 +276,39 @@ class EvalConfig:
         check_folder_flag(self.eval_dir, "--eval_dir")
 
 
+# The TensorFlow Lite models an export can add to its version folder, and how many
+# training records (from the start of the training files) calibrate the int8 one.
+TFLITE_FILE = "model.tflite"
+INT8_TFLITE_FILE = "model_int8.tflite"
+CALIBRATION_RECORDS = 300
+
+
 @dataclasses.dataclass(frozen=True)
 class ExportConfig:
-    """What cifar10_export.py needs: its flags."""
+    """What cifar10_export.py needs: its flags.
+
+    tflite None means: on with quantize, else off (the config then holds the bool).
+    """
     checkpoint_dir: str = setting(DEFAULT_TRAIN_DIR, "Folder the trainer writes checkpoints to (its --train_dir); "
                                                      "its newest checkpoint that loads is exported.")
     export_dir: str = setting(DEFAULT_EXPORT_DIR, "The model's base path: the SavedModel goes into a subfolder "
                                                   "named by the step.")
+    tflite: bool = setting(None, f"Also write {TFLITE_FILE} next to the SavedModel: its serving_default signature "
+                                 "(uint8 images in, the same preprocessing inside, probabilities and classes out) "
+                                 "for TensorFlow Lite, in float32. Default: on with --quantize, else off.")
+    quantize: bool = setting(False, f"Also write {INT8_TFLITE_FILE}: the same TensorFlow Lite model with int8 "
+                                    "weights and activations (but for the per-image standardization and the "
+                                    "squares inside the normalizations, which stay float32), calibrated on the "
+                                    f"first {CALIBRATION_RECORDS} training records of "
+                                    f"--data_dir. Implies --tflite ({TFLITE_FILE} is written too).")
+    data_dir: str = setting(DEFAULT_DATA_DIR, DATA_DIR_HELP)
+    data_url: str = setting(DATA_URL, DATA_URL_HELP)
 
     def __post_init__(self):
+        if self.tflite is None:
+            object.__setattr__(self, "tflite", self.quantize)
+        _require(self.tflite or not self.quantize,
+                 f"--quantize writes {INT8_TFLITE_FILE} next to {TFLITE_FILE}, so it implies --tflite: leave out "
+                 "--tflite=false (or --quantize).")
         check_folder_flag(self.checkpoint_dir, "--checkpoint_dir")
         check_folder_flag(self.export_dir, "--export_dir")

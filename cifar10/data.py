@@ -2,7 +2,8 @@
 
 The binary version holds fixed-length records of 3,073 bytes: one label byte (0-9),
 then the 32x32 red plane, the green plane and the blue plane, each row-major.
-Training reads data_batch_1..5.bin, evaluation test_batch.bin. Record counts always
+Training reads data_batch_1..5.bin (all but their last --validation_records records,
+which are held out to validate on), evaluation test_batch.bin. Record counts always
 come from the file sizes, so any number of records per file works, up to the official
 10,000 a file when they come from an archive.
 
@@ -257,18 +258,37 @@ def count_records(filenames):
 # Reading and preprocessing
 # ----------------------------------------------------------------------------------
 
-def read_records(filenames):
-    """Dataset of (image uint8 [32, 32, 3] in RGB, label int32 []) in file order."""
+def read_records(filenames, first=0, count=-1):
+    """Dataset of (image uint8 [32, 32, 3] in RGB, label int32 []) in file order: count
+    records (-1: all the rest) from record number first (0-based, across the files) on.
+    Records before first are read but not decoded."""
     def decode(record):
         record = tf.io.decode_raw(record, tf.uint8)
         label = tf.cast(record[0], tf.int32)
         planes = tf.reshape(record[LABEL_BYTES:], [DEPTH, IMAGE_SIZE, IMAGE_SIZE])
         return tf.transpose(planes, [1, 2, 0]), label
-    records = tf.data.FixedLengthRecordDataset(filenames, RECORD_BYTES)
+    records = tf.data.FixedLengthRecordDataset(filenames, RECORD_BYTES).skip(first).take(count)
     return records.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def distort_images(images, cutout=0):
+def records_in(filenames):
+    """The number of whole records in filenames, from their sizes (unchecked: see count_records)."""
+    return sum(os.path.getsize(f) for f in filenames) // RECORD_BYTES
+
+
+def training_records(filenames, validation_records=0):
+    """Check the training files (see count_records) and return how many records training
+    reads: all but the last validation_records, which are held out for validation.
+    Raises Cifar10Error, naming --validation_records, when that would leave none."""
+    total = count_records(filenames)
+    if validation_records >= total:
+        raise Cifar10Error(f"--validation_records={validation_records}, but the training files hold {total} "
+                           f"records in all ({', '.join(filenames)}): hold out fewer than {total}, so that some "
+                           "are left to train on.")
+    return total - validation_records
+
+
+def distort_images(images, cutout=0, seed=None):
     """Training augmentation of a batch: uint8 [B, 32, 32, 3] -> float32 [B, 24, 24, 3].
 
     Per image: a random 24x24 crop, a random left-right flip, a random brightness
@@ -276,22 +296,32 @@ def distort_images(images, cutout=0):
     standardization (zero mean, unit variance), as the original tutorial. With
     cutout > 0, a cutout x cutout square at a random centre (clipped at the borders) is
     then set to 0, the image's mean (DeVries and Taylor, 2017).
+
+    seed: int [2], from which every random number of the batch is drawn (the same seed,
+    the same augmentation); None, a random one.
     """
     batch = tf.shape(images)[0]
-    corners = tf.random.uniform([batch, 2], 0, IMAGE_SIZE - CROPPED_SIZE + 1, dtype=tf.int32)
+    if seed is None:
+        seed = tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32)
+    # Stateless draws: a parallel map runs them in any order, and still deterministically.
+    corners_seed, flip_seed, brightness_seed, contrast_seed, cutout_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, num=5))
+    corners = tf.random.stateless_uniform([batch, 2], corners_seed, 0, IMAGE_SIZE - CROPPED_SIZE + 1,
+                                          dtype=tf.int32)
     rows = corners[:, :1] + tf.range(CROPPED_SIZE)
     cols = corners[:, 1:] + tf.range(CROPPED_SIZE)
     images = tf.gather(images, rows, axis=1, batch_dims=1)
     images = tf.gather(images, cols, axis=2, batch_dims=1)
-    flip = tf.random.uniform([batch, 1, 1, 1]) < 0.5
+    flip = tf.random.stateless_uniform([batch, 1, 1, 1], flip_seed) < 0.5
     images = tf.cast(tf.where(flip, tf.reverse(images, axis=[2]), images), tf.float32)
-    images += tf.random.uniform([batch, 1, 1, 1], -MAX_BRIGHTNESS_DELTA, MAX_BRIGHTNESS_DELTA)
+    images += tf.random.stateless_uniform([batch, 1, 1, 1], brightness_seed, -MAX_BRIGHTNESS_DELTA,
+                                          MAX_BRIGHTNESS_DELTA)
     channel_means = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
-    contrast = tf.random.uniform([batch, 1, 1, 1], *CONTRAST_RANGE)
+    contrast = tf.random.stateless_uniform([batch, 1, 1, 1], contrast_seed, *CONTRAST_RANGE)
     images = (images - channel_means) * contrast + channel_means
     images = tf.image.per_image_standardization(images)
     if cutout:
-        starts = tf.random.uniform([batch, 2], 0, CROPPED_SIZE, dtype=tf.int32) - cutout // 2
+        starts = tf.random.stateless_uniform([batch, 2], cutout_seed, 0, CROPPED_SIZE, dtype=tf.int32) - cutout // 2
         positions = tf.range(CROPPED_SIZE)
         rows = (positions >= starts[:, :1]) & (positions < starts[:, :1] + cutout)  # [B, 24]
         cols = (positions >= starts[:, 1:]) & (positions < starts[:, 1:] + cutout)
@@ -306,21 +336,35 @@ def crop_and_standardize(images):
     return evaluation_views(images, 1)[:, 0]
 
 
-def training_dataset(filenames, batch_size, input_context=None, cutout=0):
+def training_dataset(filenames, batch_size, input_context=None, cutout=0, validation_records=0, seed=None):
     """Endless shuffled, augmented batches from checked files: (float32 [B, 24, 24, 3],
-    int32 [B]), with distort_images's cutout. With an input_context (tf.distribute),
-    reads this pipeline's shard."""
-    records = read_records(filenames)
+    int32 [B]), with distort_images's cutout. The last validation_records records of the
+    files (in file order) are held out: never read (see validation_dataset). With an
+    input_context (tf.distribute), reads this pipeline's shard of the others.
+
+    seed: None for another order and augmentation each time; or a sequence of ints 0 or
+    more (the trainer's: --seed, and the step it starts at), the same sequence giving the
+    same batches under the same TensorFlow global seed (tf.random.set_seed), which
+    tf.data pairs with the shuffle's. Each input pipeline derives seeds of its own from
+    seed and its id.
+    """
+    kept = records_in(filenames) - validation_records
+    records = read_records(filenames, count=kept)  # held out before sharding: no shard sees them
     if input_context is not None and input_context.num_input_pipelines > 1:
         records = records.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    shuffle_seed = augmentation_seed = None
+    if seed is not None:
+        pipeline = input_context.input_pipeline_id if input_context is not None else 0
+        shuffle_seed, augmentation_seed = (int(s) for s in np.random.SeedSequence([*seed, pipeline]).generate_state(2))
     # Decoded uint8 images stay in memory after the first epoch (about 150 MB for 50,000),
     # and the shuffle buffer spans the whole epoch, well above the original's 40%.
-    buffer = sum(os.path.getsize(f) for f in filenames) // RECORD_BYTES
-    return (records.cache()
-            .shuffle(buffer, reshuffle_each_iteration=True)
-            .repeat()
-            .batch(batch_size, drop_remainder=True)
-            .map(lambda images, labels: (distort_images(images, cutout), labels),
+    batches = (records.cache()
+               .shuffle(kept, seed=shuffle_seed, reshuffle_each_iteration=True)
+               .repeat()
+               .batch(batch_size, drop_remainder=True))
+    batch_seeds = tf.data.Dataset.random(seed=augmentation_seed).batch(2)  # int64 [2] for each batch
+    return (tf.data.Dataset.zip(batches, batch_seeds)
+            .map(lambda batch, batch_seed: (distort_images(batch[0], cutout, batch_seed), batch[1]),
                  num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))
 
@@ -339,19 +383,28 @@ def evaluation_views(images, views):
     return tf.image.per_image_standardization(tf.cast(tf.stack(crops, axis=1), tf.float32))
 
 
-def evaluation_dataset(filenames, batch_size, num_examples, views=1):
-    """The first num_examples records of checked files, each once, in file order, in
-    batches of batch_size (the last one smaller): (float32 [B, 24, 24, 3], int32 [B]),
-    or with views > 1 (see evaluation_views), (float32 [B, views, 24, 24, 3], int32 [B])."""
+def evaluation_dataset(filenames, batch_size, num_examples, views=1, first=0):
+    """num_examples records of checked files from record number first (0: the first)
+    on, each once, in file order, in batches of batch_size (the last one smaller):
+    (float32 [B, 24, 24, 3], int32 [B]), or with views > 1 (see evaluation_views),
+    (float32 [B, views, 24, 24, 3], int32 [B])."""
     def preprocess(images, labels):
         if views == 1:
             return crop_and_standardize(images), labels
         return evaluation_views(images, views), labels
-    return (read_records(filenames)
-            .take(num_examples)
+    return (read_records(filenames, first, num_examples)
             .batch(batch_size)
             .map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))
+
+
+def validation_dataset(filenames, batch_size, validation_records):
+    """The records that training_dataset holds out, the last validation_records of checked
+    files, each once, in file order, read as evaluation_dataset reads a test set (the
+    central crop), in batches of batch_size (the last one smaller): (float32
+    [B, 24, 24, 3], int32 [B])."""
+    return evaluation_dataset(filenames, batch_size, validation_records,
+                              first=records_in(filenames) - validation_records)
 
 
 def distorted_inputs(data_dir, batch_size):

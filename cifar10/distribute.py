@@ -52,9 +52,13 @@ def make_strategy(num_gpus=None):
     TensorFlow work: logical devices and collectives are set up when the runtime starts.
     Raises Cifar10Error for a malformed TF_CONFIG or too few GPUs."""
     gpus = tf.config.list_physical_devices("GPU")
-    if num_gpus is not None and gpus and len(gpus) < num_gpus:
-        raise Cifar10Error(f"--num_gpus={num_gpus}, but this machine has {len(gpus)} GPU(s) "
-                           f"({', '.join(g.name for g in gpus)}). Pass --num_gpus={len(gpus)} or fewer.")
+    # A GPU split into logical GPUs (tf.config.set_logical_device_configuration, as
+    # benchmarks/logical_gpus.py does) holds that many towers; counted without starting
+    # the runtime, which must not start before the strategy does.
+    gpu_slots = sum(len(tf.config.get_logical_device_configuration(gpu) or [gpu]) for gpu in gpus)
+    if num_gpus is not None and gpus and gpu_slots < num_gpus:
+        raise Cifar10Error(f"--num_gpus={num_gpus}, but this machine has {gpu_slots} GPU(s) "
+                           f"({', '.join(g.name for g in gpus)}). Pass --num_gpus={gpu_slots} or fewer.")
     cluster = cluster_from_tf_config()
     if cluster is not None:
         if num_gpus is not None and gpus:

@@ -13,11 +13,11 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from cifar10 import checkpoints, data
+from cifar10 import checkpoints, data, heatmap, startup
 from cifar10.errors import Cifar10Error, SignalExit, check_writable_dir
 from cifar10.model import Cifar10Model
 
-CONFUSION_CELL_PIXELS = 16  # side of each cell of the confusion matrix image
+PROGRESS_SECS = 10.0  # how often an evaluation that takes long says how far it is
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,12 +68,23 @@ def evaluate_checkpoint(checkpoint_path, dataset, model, predict):
     return count_predictions(checkpoint_path, checkpoints.restore_averages(model, checkpoint_path), dataset, predict)
 
 
-def count_predictions(checkpoint_path, step, dataset, predict):
+def count_predictions(checkpoint_path, step, dataset, predict, records=None):
     """The EvalResult of predict on dataset (batches of images, labels) for the weights
-    of checkpoint_path, already loaded, at step."""
+    of checkpoint_path, already loaded, at step (checkpoint_path None: weights not read
+    from a checkpoint, as the trainer's validation counts its moving averages). Given
+    the dataset's number of records, an evaluation that takes long prints its progress
+    every PROGRESS_SECS seconds."""
     confusion = np.zeros([data.NUM_CLASSES, data.NUM_CLASSES], np.int64)
+    started = last_said = time.monotonic()
     for images, labels in dataset:
         np.add.at(confusion, (labels.numpy(), predict(images).numpy()), 1)
+        now = time.monotonic()
+        if records and now - last_said >= PROGRESS_SECS:
+            counted = int(confusion.sum())
+            left = datetime.timedelta(seconds=round((now - started) / counted * (records - counted)))
+            print(f"{_now()}: evaluated {counted}/{records} records ({100 * counted / records:.0f}%), ETA {left}",
+                  flush=True)
+            last_said = now
     return EvalResult(checkpoint_path, step, confusion)
 
 
@@ -82,6 +93,7 @@ def evaluate(config):
     config.run_once, once (returns the EvalResult), else each newer checkpoint as it
     appears, until SIGINT or SIGTERM (raised as SignalExit). Writes precision @ 1 to
     TensorBoard in config.eval_dir."""
+    startup.use_device(config.device)  # before TensorFlow's runtime starts
     data.maybe_download_and_extract(config.data_dir, config.data_url)
     filenames = data.data_files(config.data_dir, config.eval_data)
     available = data.count_records(filenames)
@@ -94,6 +106,7 @@ def evaluate(config):
     records_per_batch = max(1, config.batch_size // config.views)
     dataset = data.evaluation_dataset(filenames, records_per_batch, num_examples, config.views)
     model = Cifar10Model()
+    print(f"{_now()}: {startup.device_line('evaluating', model.compute_dtype)}", flush=True)
     predict = make_predict(model)
     check_writable_dir(config.eval_dir, "--eval_dir")
     writer = tf.summary.create_file_writer(config.eval_dir)
@@ -109,7 +122,7 @@ def evaluate(config):
             checkpoints.say_skipped(skipped)
             if path is not None:
                 evaluated_step = step
-                result = count_predictions(path, step, dataset, predict)
+                result = count_predictions(path, step, dataset, predict, num_examples)
                 report(result, writer, config.views)
                 if config.run_once:
                     return result
@@ -141,7 +154,8 @@ def report(result, writer, views=1):
     print(format_confusion(result.confusion), flush=True)
     with writer.as_default():
         tf.summary.scalar("precision @ 1" + of_views, result.precision, step=result.step)
-        tf.summary.image("confusion_matrix", confusion_image(result.confusion), step=result.step)
+        tf.summary.image("confusion_matrix", heatmap.confusion_heat_map(result.confusion, data.CLASS_NAMES)[None],
+                         step=result.step)
     writer.flush()
 
 
@@ -165,14 +179,3 @@ def format_confusion(confusion):
     rows = [f"{name:<{width}}" + "".join(f" {count:>{width}}" for count in row)
             for name, row in zip(data.CLASS_NAMES, confusion)]
     return "\n".join(["confusion matrix (rows: true class, columns: predicted class):", header] + rows)
-
-
-def confusion_image(confusion):
-    """A heat map of the int confusion matrix [10, 10] for tf.summary.image: float32
-    [1, 160, 160, 3] in [0, 1]. Cell (true i, predicted j) is a 16x16 block whose colour
-    shows confusion[i, j] / (examples of class i): black 0, through red and yellow, to
-    white 1."""
-    fractions = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
-    cells = np.kron(fractions, np.ones([CONFUSION_CELL_PIXELS, CONFUSION_CELL_PIXELS]))
-    heat = np.stack([np.clip(3 * cells - channel, 0, 1) for channel in range(3)], axis=-1)
-    return heat[None].astype(np.float32)

@@ -11,6 +11,12 @@ TensorFlow to load and serve, and holds:
                    outputs, after resizing each image to 32x32.
   class_names      a string variable [10]: the name of each class index.
 
+With tflite, the version folder also holds model.tflite: serving_default converted to
+TensorFlow Lite (float32, the same preprocessing inside, the same inputs and outputs).
+With quantize, model_int8.tflite too: the same with int8 weights and activations (but
+for the standardization and a few squares), calibrated on the first CALIBRATION_RECORDS
+training records; its input and outputs keep their types.
+
 predict_encoded takes images of up to MAX_IMAGE_PIXELS (4096x4096, about 16.8 million)
 pixels in files of up to MAX_IMAGE_FILE_BYTES (about 65 MiB), one at a time, so that a
 request needs about 0.3 GB at most to decode and resize a still image. It reads the size
@@ -19,12 +25,15 @@ format, with an InvalidArgumentError before decoding: a small PNG may declare
 23000x23000 pixels, which would take 8 GB.
 """
 import os
+import pathlib
 import shutil
 import tempfile
+import warnings
 
 import tensorflow as tf
 
 from cifar10 import checkpoints, data
+from cifar10.config import CALIBRATION_RECORDS, DATA_URL, DEFAULT_DATA_DIR, INT8_TFLITE_FILE, TFLITE_FILE
 from cifar10.errors import Cifar10Error, check_folder_flag, check_writable_dir
 from cifar10.model import Cifar10Model
 
@@ -34,6 +43,13 @@ PROBABILITIES = "probabilities"
 CLASSES = "classes"
 ENCODED_SIGNATURE = "predict_encoded"
 STAGING_PREFIX = ".export-"  # not a number, so TensorFlow Serving ignores it until renamed
+# The name scope of tf.image.per_image_standardization, which names the operations of the
+# preprocessing's standardization. The int8 TFLite model keeps them in float32: in int8 a
+# low-contrast image's standard deviation rounds to 0, and TensorFlow Lite's int8 division
+# refuses any divisor whose int8 code is 0, which for this network's calibrated range is a
+# standard deviation of about 45, common in CIFAR-10: quantized whole, the model of the
+# README's figures failed on 80 of the 10,000 test images (and on any batch holding one).
+STANDARDIZATION_SCOPE = "per_image_standardization"
 MAX_IMAGE_PIXELS = 4096 * 4096  # declared width x height of an image predict_encoded decodes
 # An uncompressed 32-bit BMP of MAX_IMAGE_PIXELS, the largest such file, with room for headers.
 MAX_IMAGE_FILE_BYTES = 4 * MAX_IMAGE_PIXELS + (1 << 20)
@@ -135,13 +151,20 @@ def serving_model(checkpoint_dir):
     return ServingModel(model), step, latest
 
 
-def export(checkpoint_dir, export_dir):
+def export(checkpoint_dir, export_dir, tflite=False, quantize=False, data_dir=DEFAULT_DATA_DIR,
+           data_url=DATA_URL):
     """Write the latest checkpoint of checkpoint_dir as SavedModel version <step> under
     export_dir; returns (the version folder's path, step, checkpoint path).
 
-    The version folder appears complete or not at all, so a TensorFlow Serving instance
-    watching export_dir never loads half a model. Raises Cifar10Error when there is no
-    checkpoint, export_dir is not writable or that version exists already.
+    tflite: also write TFLITE_FILE into the version folder (see tflite_model). quantize:
+    also write INT8_TFLITE_FILE, calibrated on the first CALIBRATION_RECORDS training
+    records of data_dir (extracted, or downloaded from data_url, if need be).
+
+    The version folder appears complete, with every file asked for, or not at all, so a
+    TensorFlow Serving instance watching export_dir never loads half a model, and a failed
+    or interrupted conversion leaves no partial model behind. Raises Cifar10Error when
+    there is no checkpoint, export_dir is not writable, that version exists already or
+    (with quantize) the training data is missing or damaged.
     """
     check_folder_flag(export_dir, "--export_dir")
     module, step, checkpoint = serving_model(checkpoint_dir)
@@ -152,6 +175,8 @@ def export(checkpoint_dir, export_dir):
     if os.path.exists(version_dir):
         raise exists_already
     check_writable_dir(export_dir, "--export_dir")
+    # Before anything is written, so that missing data leaves nothing behind.
+    representative_images = calibration_images(data_dir, data_url) if quantize else None
     staging = tempfile.mkdtemp(dir=export_dir, prefix=STAGING_PREFIX)
     try:
         # Saved one level down: mkdtemp's folder is private (0700), the one saved gets the umask's mode.
@@ -159,6 +184,12 @@ def export(checkpoint_dir, export_dir):
         tf.saved_model.save(module, saved, signatures={
             tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY: module.predict_images,
             ENCODED_SIGNATURE: module.predict_encoded})
+        # The TensorFlow Lite models are written inside the staging folder too, so they
+        # appear with the rename below, whole, or are deleted with it.
+        if tflite:
+            pathlib.Path(saved, TFLITE_FILE).write_bytes(tflite_model(saved))
+        if quantize:
+            pathlib.Path(saved, INT8_TFLITE_FILE).write_bytes(tflite_model(saved, representative_images))
         try:
             os.rename(saved, version_dir)  # fails onto a folder that is not empty, and leaves it be
         except OSError as e:
@@ -168,3 +199,51 @@ def export(checkpoint_dir, export_dir):
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return version_dir, step, checkpoint
+
+
+def tflite_model(saved_model_dir, representative_images=None):
+    """The serving_default signature of the SavedModel in saved_model_dir as a TensorFlow
+    Lite flatbuffer (bytes): images uint8 [N, 32, 32, 3] -> probabilities float32 [N, 10],
+    classes int64 [N], the preprocessing inside, as the SavedModel's.
+
+    Float32 when representative_images is None. Otherwise int8, calibrated on
+    representative_images (uint8 [M, 32, 32, 3], raw as the model's input): int8
+    weights and activations, except the per-image standardization (see
+    STANDARDIZATION_SCOPE) and the squares inside the normalizations (TensorFlow Lite
+    has no int8 kernel for them), which stay float32; the input and outputs keep their
+    types.
+    """
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        saved_model_dir, signature_keys=[tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY])
+    if representative_images is None:
+        return converter.convert()
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ({IMAGES: image[None]} for image in representative_images)
+    with warnings.catch_warnings():
+        # The calibration runs TensorFlow's own tf.lite.Interpreter, which warns that it
+        # will move to ai-edge-litert: nothing the user of this export can act on.
+        warnings.filterwarnings("ignore", ".*tf.lite.Interpreter is deprecated", UserWarning)
+        # TensorFlow Lite's way to keep chosen operations in float32 ("selective
+        # quantization"): calibrate, name them, quantize the rest.
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=converter,
+                                                             debug_dataset=converter.representative_dataset)
+        tensors = tf.lite.Interpreter(model_content=debugger.calibrated_model).get_tensor_details()
+        standardization = [tensor["name"] for tensor in tensors if STANDARDIZATION_SCOPE in tensor["name"]]
+        if not standardization:
+            raise RuntimeError(f"No operation of the calibrated model is named {STANDARDIZATION_SCOPE}: this "
+                               "TensorFlow names the per-image standardization otherwise, and its int8 version "
+                               "would fail on many images. Update export.STANDARDIZATION_SCOPE.")
+        debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=standardization)
+        return debugger.get_nondebug_quantized_model()
+
+
+def calibration_images(data_dir, data_url=DATA_URL):
+    """The first CALIBRATION_RECORDS training images of data_dir (fewer if it has fewer),
+    uint8 [M, 32, 32, 3], in file order: a sample of every class, since the files are
+    shuffled. Extracts or downloads the data first if need be; raises Cifar10Error for
+    missing or damaged files."""
+    data.maybe_download_and_extract(data_dir, data_url)
+    filenames = data.data_files(data_dir)
+    data.count_records(filenames)
+    images, _ = next(iter(data.read_records(filenames).take(CALIBRATION_RECORDS).batch(CALIBRATION_RECORDS)))
+    return images.numpy()

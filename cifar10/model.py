@@ -67,14 +67,19 @@ class LayerVariables(tf.Module):
 
     shape: the weights' shape, the biases' being its last dimension; stddev: the
     weights' truncated normal initializer's; bias: the biases' initial value;
-    weight_decay: 0 for none.
+    weight_decay: 0 for none; seed: the initializer's, a pair of ints, or None for
+    random weights.
     """
 
-    def __init__(self, name, shape, stddev, bias, weight_decay):
+    def __init__(self, name, shape, stddev, bias, weight_decay, seed=None):
         super().__init__(name=name)
         self.weight_decay = weight_decay
+        if seed is None:
+            initial_weights = tf.random.truncated_normal(shape, stddev=stddev)
+        else:
+            initial_weights = tf.random.stateless_truncated_normal(shape, seed, stddev=stddev)
         with tf.name_scope(name):
-            self.weights = tf.Variable(tf.random.truncated_normal(shape, stddev=stddev), name="weights")
+            self.weights = tf.Variable(initial_weights, name="weights")
             self.biases = tf.Variable(tf.fill([shape[-1]], bias), name="biases")
 
     @property
@@ -88,26 +93,30 @@ class Cifar10Model(tf.Module):
 
     1,068,298 float32 parameters. compute_dtype (float32, bfloat16 or float16) is the
     precision of the forward pass; fc_weight_decay the L2 coefficient of local3 and
-    local4, conv_weight_decay that of conv1 and conv2. Create it inside a tf.distribute
-    strategy's scope to mirror its variables.
+    local4, conv_weight_decay that of conv1 and conv2. seed (an int) makes the initial
+    weights the same for every model built with it; None, random. Create it inside a
+    tf.distribute strategy's scope to mirror its variables.
     """
 
-    def __init__(self, compute_dtype=tf.float32, fc_weight_decay=FC_WEIGHT_DECAY, conv_weight_decay=0.0):
+    def __init__(self, compute_dtype=tf.float32, fc_weight_decay=FC_WEIGHT_DECAY, conv_weight_decay=0.0, seed=None):
         super().__init__(name="cifar10")
         self.compute_dtype = tf.as_dtype(compute_dtype)
+
+        def layer_seed(index):  # a stateless initializer's seed pair, its own for each layer
+            return None if seed is None else (seed, index)
         # The tutorial's layers and initializers, in network order; each takes the previous
         # one's outputs. The softmax layer's weights are never decayed.
         self.conv1 = LayerVariables("conv1", [5, 5, DEPTH, 64], stddev=5e-2, bias=0.0,
-                                    weight_decay=conv_weight_decay)
+                                    weight_decay=conv_weight_decay, seed=layer_seed(0))
         self.conv2 = LayerVariables("conv2", [5, 5, self.conv1.outputs, 64], stddev=5e-2, bias=0.1,
-                                    weight_decay=conv_weight_decay)
+                                    weight_decay=conv_weight_decay, seed=layer_seed(1))
         flat_size = POOLED_SIZE * POOLED_SIZE * self.conv2.outputs  # 6 x 6 x 64 = 2,304
         self.local3 = LayerVariables("local3", [flat_size, 384], stddev=0.04, bias=0.1,
-                                     weight_decay=fc_weight_decay)
+                                     weight_decay=fc_weight_decay, seed=layer_seed(2))
         self.local4 = LayerVariables("local4", [self.local3.outputs, 192], stddev=0.04, bias=0.1,
-                                     weight_decay=fc_weight_decay)
+                                     weight_decay=fc_weight_decay, seed=layer_seed(3))
         self.softmax_linear = LayerVariables("softmax_linear", [self.local4.outputs, NUM_CLASSES],
-                                             stddev=1 / 192.0, bias=0.0, weight_decay=0.0)
+                                             stddev=1 / 192.0, bias=0.0, weight_decay=0.0, seed=layer_seed(4))
 
     @property
     def layers(self):

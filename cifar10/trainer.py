@@ -19,13 +19,12 @@ import time
 import tensorflow as tf
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
-from cifar10 import checkpoints, data, distribute
+from cifar10 import checkpoints, data, distribute, startup, validation
 from cifar10.checkpoints import TrainState
+from cifar10.config import DEFAULT_MAX_STEPS
 from cifar10.distribute import is_chief
 from cifar10.errors import Cifar10Error, SignalExit, check_writable_dir
 
-LEARNING_RATE_DECAY_FACTOR = 0.1
-NUM_EPOCHS_PER_DECAY = 350.0
 MIN_WARMUP_STEPS = 300
 MOVING_AVERAGE_DECAY = 0.9999   # of the weights; the evaluator uses the averages
 LOSS_AVERAGE_DECAY = 0.9        # of the loss, for the smoothed TensorBoard curve
@@ -49,7 +48,7 @@ def run(config, num_gpus=None):
 
 def train(config, strategy=None):
     """Train per config (a TrainConfig), resuming from the newest checkpoint in
-    config.train_dir that loads: the training loop.
+    config.train_dir that loads.
 
     strategy: a tf.distribute strategy (default: the current one, one device).
     Returns the final step. Raises Cifar10Error for bad data, folders, checkpoints and a
@@ -58,29 +57,39 @@ def train(config, strategy=None):
     """
     training = build(config, strategy or tf.distribute.get_strategy())
     try:
-        with training.writer.as_default(), _StopRequests() as stop, training.lost_workers_stop_the_job():
-            iterator = iter(training.dataset)
-            step = training.first_step
-            while step < training.last_step:
-                loss, images, labels = training.train_step(iterator)
-                step += 1
-                if training.chief and config.save_summaries_steps and step % config.save_summaries_steps == 0:
-                    training.check_loss(loss, step)  # histograms of NaNs cannot be drawn
-                    training.write_summaries(images, labels)
-                if step % config.log_frequency == 0:
-                    training.log(step, training.check_loss(loss, step))
-                stop_wanted, time_due = training.agree_on(step, stop.requested is not None)
-                steps_due = config.save_checkpoint_steps and step % config.save_checkpoint_steps == 0
-                if stop_wanted or time_due or steps_due or step == training.last_step:
-                    training.save(step)
-                if stop_wanted:
-                    by = signal.Signals(stop.requested).name if stop.requested else "another worker"
-                    print(f"{_now()}: stopped by {by} at step {step}; saved {training.manager.latest_checkpoint}",
-                          flush=True)
-                    raise SignalExit(stop.requested or signal.SIGTERM)  # unfinished, as if signalled here
-        return step
+        return loop(training)
     finally:
         training.close()
+
+
+def loop(training):
+    """The training loop: from the state's step to training.last_step, one compiled step
+    at a time, with the log line, summaries and checkpoints as the config asks. Returns
+    the final step (see train for what it raises)."""
+    config = training.config
+    with training.writer.as_default(), _StopRequests() as stop, training.lost_workers_stop_the_job():
+        iterator = iter(training.dataset)
+        step = int(training.state.step.numpy())
+        while step < training.last_step:
+            loss, images, labels = training.train_step(iterator)
+            step += 1
+            if training.chief and config.save_summaries_steps and step % config.save_summaries_steps == 0:
+                training.check_loss(loss, step)  # histograms of NaNs cannot be drawn
+                training.write_summaries(images, labels)
+            if step % config.log_frequency == 0:
+                training.log(step, training.check_loss(loss, step))
+            if training.validation_due(step):
+                training.validate(step)
+            stop_wanted, time_due = training.agree_on(step, stop.requested is not None)
+            steps_due = config.save_checkpoint_steps and step % config.save_checkpoint_steps == 0
+            if stop_wanted or time_due or steps_due or step == training.last_step:
+                training.save(step)
+            if stop_wanted:
+                by = signal.Signals(stop.requested).name if stop.requested else "another worker"
+                print(f"{_now()}: stopped by {by} at step {step}; saved {training.manager.latest_checkpoint}",
+                      flush=True)
+                raise SignalExit(stop.requested or signal.SIGTERM)  # unfinished, as if signalled here
+    return step
 
 
 def compute_dtype(use_fp16):
@@ -111,9 +120,9 @@ def learning_rate_schedule(recipe, records_per_epoch, global_batch):
     scalar tensor), an epoch being records_per_epoch examples: a run resumed with another
     global batch continues the same schedule. global_batch (examples a step) only sets
     the shortest warm-up, MIN_WARMUP_STEPS steps."""
-    if recipe.epochs is None:  # the tutorial: staircase decay by 10 every 350 epochs
-        examples_per_decay = records_per_epoch * NUM_EPOCHS_PER_DECAY
-        return lambda examples_seen: recipe.learning_rate * LEARNING_RATE_DECAY_FACTOR ** tf.cast(
+    if recipe.epochs is None:  # the tutorial's staircase: by 10 every 350 epochs, unless overridden
+        examples_per_decay = records_per_epoch * recipe.num_epochs_per_decay
+        return lambda examples_seen: recipe.learning_rate * recipe.learning_rate_decay_factor ** tf.cast(
             tf.floor(tf.cast(examples_seen, tf.float64) / examples_per_decay), tf.float32)
     total = recipe.epochs
     # Early steps are what the warm-up tames, so it lasts some steps even on small data.
@@ -275,7 +284,8 @@ class Training:
     summaries to config.train_dir; other workers into a private folder, removed by close().
     """
 
-    def __init__(self, config, strategy, state, dataset, learning_rate, last_step, write_dir):
+    def __init__(self, config, strategy, state, dataset, records_per_epoch, learning_rate, last_step, write_dir,
+                 validator=None):
         self.config = config
         self.strategy = strategy
         self.chief = is_chief(strategy)
@@ -283,10 +293,13 @@ class Training:
         self.global_batch = config.batch_size * strategy.num_replicas_in_sync
         self.state = state
         self.dataset = dataset
+        self.records_per_epoch = records_per_epoch
         self.learning_rate = learning_rate
-        self.first_step = int(state.step.numpy())
         self.last_step = last_step
+        # The log line tells the epoch and the time left when the run has a known end.
+        self.known_end = config.recipe.epochs is not None or config.max_steps < DEFAULT_MAX_STEPS
         self.write_dir = write_dir
+        self.validator = validator  # a cifar10.validation.Validator, with --validation_records
         self.train_step = make_train_step(strategy, state, self.global_batch, learning_rate, config.recipe)
         self.write_summaries = make_write_summaries(state, config.recipe.label_smoothing)
         self.writer = tf.summary.create_file_writer(write_dir) if self.chief else tf.summary.create_noop_writer()
@@ -297,6 +310,7 @@ class Training:
             [tf.reduce_all(tf.math.is_finite(v)) for v in state.model.trainable_variables]))
         self._any_worker = _make_agreement(strategy) if self.multi_worker else None
         self._last_save_time = self._last_log_time = time.monotonic()
+        self._first_log = None  # (time, step) of this process's first log line: the ETA's start
         self._loss_average = None
 
     def check_loss(self, loss, step):
@@ -313,14 +327,27 @@ class Training:
         seconds_per_step = (now - self._last_log_time) / self.config.log_frequency
         self._last_log_time = now
         examples_per_sec = self.global_batch / seconds_per_step
+        progress = f" {self._progress(step, now)}" if self.known_end else ""
         print(f"{_now()}: step {step}, loss = {loss:.2f} ({examples_per_sec:.1f} examples/sec; "
-              f"{seconds_per_step / self.strategy.num_replicas_in_sync:.3f} sec/batch)", flush=True)
+              f"{seconds_per_step / self.strategy.num_replicas_in_sync:.3f} sec/batch){progress}", flush=True)
         self._loss_average = loss if self._loss_average is None else (
             LOSS_AVERAGE_DECAY * self._loss_average + (1 - LOSS_AVERAGE_DECAY) * loss)
         tf.summary.scalar("loss/raw", loss, step=step)
         tf.summary.scalar("loss/moving_average", self._loss_average, step=step)
         tf.summary.scalar("learning_rate", self.learning_rate(self.state.examples_seen - self.global_batch), step=step)
         tf.summary.scalar("examples_per_sec", examples_per_sec, step=step)
+
+    def _progress(self, step, now):
+        """'epoch E, P% done, ETA H:MM:SS' at step: the time left at the mean pace since
+        this process's first log line (its first interval holds the compiling)."""
+        epoch = int(self.state.examples_seen.numpy()) / self.records_per_epoch
+        done = f"epoch {epoch:.1f}, {100 * step / self.last_step:.0f}% done"
+        if self._first_log is None:
+            self._first_log = (now, step)
+            return done
+        first_time, first_step = self._first_log
+        seconds_left = (now - first_time) / (step - first_step) * (self.last_step - step)
+        return f"{done}, ETA {datetime.timedelta(seconds=round(seconds_left))}"
 
     def agree_on(self, step, stop_requested):
         """(stop now, save for time now): with several workers, whose clocks and signals
@@ -332,6 +359,17 @@ class Training:
         if step % self.config.log_frequency:
             return False, False
         return self._any_worker([stop_requested, time_due])
+
+    def validation_due(self, step):
+        """Whether to validate after step (see cifar10.validation.Validator.due)."""
+        return self.validator is not None and self.validator.due(step, self.last_step)
+
+    def validate(self, step):
+        """Validate the moving averages after step, keeping the best checkpoint in best/,
+        unless the weights diverged (Cifar10Error)."""
+        if not bool(self._weights_finite()):
+            raise _diverged(step, "non-finite weights", self.manager)
+        self.validator.validate(step, self._any_worker)
 
     def save(self, step):
         """Save a checkpoint at step, unless the weights diverged (Cifar10Error)."""
@@ -364,12 +402,17 @@ def build(config, strategy):
     """A Training for config (a TrainConfig) on strategy: the data downloaded and checked,
     the folders checked, the state restored from the newest checkpoint that loads (see
     resume), the schedule continued by epochs. Prints what the run is about to do."""
+    if config.seed is not None:
+        # tf.data pairs each op's seed with TensorFlow's global seed: fix that one too.
+        tf.random.set_seed(config.seed)
+    if config.deterministic:  # for the whole process, as TensorFlow has it
+        tf.config.experimental.enable_op_determinism()
     replicas = strategy.num_replicas_in_sync
     global_batch = config.batch_size * replicas
     chief = is_chief(strategy)
     data.maybe_download_and_extract(config.data_dir, config.data_url)
     filenames = data.data_files(config.data_dir)
-    num_records = data.count_records(filenames)
+    num_records = data.training_records(filenames, config.validation_records)
     if chief:
         check_writable_dir(config.train_dir, "--train_dir")
     elif os.path.isdir(config.train_dir) and not os.access(config.train_dir, os.R_OK | os.X_OK):
@@ -378,23 +421,40 @@ def build(config, strategy):
     dtype = compute_dtype(config.use_fp16)
     recipe = config.recipe
     with strategy.scope():
-        state = TrainState(dtype, recipe.fc_weight_decay, recipe.conv_weight_decay)
+        state = TrainState(dtype, recipe.fc_weight_decay, recipe.conv_weight_decay, seed=config.seed)
     restored = resume(state, config, dtype, global_batch, chief)
     step = int(state.step.numpy())
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         _check_same_start(strategy, step, config.train_dir)
     end = last_step(recipe, config.max_steps, step, int(state.examples_seen.numpy()), num_records, global_batch)
+    # Seeded by the step too: a resumed run does not replay the data of the run's start.
+    data_seed = None if config.seed is None else (config.seed, step)
     dataset = strategy.distribute_datasets_from_function(
-        lambda context: data.training_dataset(filenames, config.batch_size, context, recipe.cutout))
+        lambda context: data.training_dataset(filenames, config.batch_size, context, recipe.cutout, seed=data_seed,
+                                              validation_records=config.validation_records))
     # Non-chief workers must take part in every save, but into a private folder.
     write_dir = config.train_dir if chief else tempfile.mkdtemp(prefix="cifar10_worker_")
-    training = Training(config, strategy, state, dataset, learning_rate_schedule(recipe, num_records, global_batch),
-                        end, write_dir)
+    validator = (validation.Validator(config, state, filenames, num_records, global_batch, write_dir, chief)
+                 if config.validation_records else None)
+    training = Training(config, strategy, state, dataset, num_records,
+                        learning_rate_schedule(recipe, num_records, global_batch),
+                        end, write_dir, validator)
+    print(f"{_now()}: {startup.device_line('training', dtype, strategy)}", flush=True)
     print(f"{_now()}: {'resuming from ' + restored if restored else 'starting'} at step {step} of {end} "
-          f"({recipe.name} recipe, {dtype.name} compute); {num_records} training records, {replicas} replica(s) "
+          f"({_recipe_and_seed(config)}, {dtype.name} compute); {num_records} training records, {replicas} replica(s) "
           f"of batch {config.batch_size}, {num_records / global_batch:.1f} steps an epoch; "
           f"{'writing to ' + config.train_dir if chief else 'the chief writes checkpoints'}", flush=True)
     return training
+
+
+def _recipe_and_seed(config):
+    """The start line's words for the run's recipe and seed: 'fast recipe', or with
+    overrides and a seed, 'fast recipe with --learning_rate=0.05, seed 7, deterministic ops'."""
+    changed = config.recipe.override_flags()
+    words = [f"{config.recipe.name} recipe" + (f" with {' '.join(changed)}" if changed else "")]
+    if config.seed is not None:
+        words.append(f"seed {config.seed}" + (", deterministic ops" if config.deterministic else ""))
+    return ", ".join(words)
 
 
 def resume(state, config, dtype, global_batch, chief):
@@ -422,11 +482,11 @@ def resume(state, config, dtype, global_batch, chief):
     elif path is not None:
         changes = checkpoints.recipe_differences(state.description.fields, config.recipe)
         if changes:
+            flags = checkpoints.saved_recipe_flags(state.description.fields)
             raise Cifar10Error(
-                f"{path} was trained with --recipe={state.description.fields.get('recipe')}, and this run's "
-                f"recipe differs ({'; '.join(changes)}). A run continues with its own recipe: pass "
-                f"--recipe={state.description.fields.get('recipe')} to resume it, or a new --train_dir to start "
-                "another run. Nothing was changed.")
+                f"{path} was trained with {flags}, and this run's recipe differs ({'; '.join(changes)}). A run "
+                f"continues with its own recipe: pass {flags} to resume it, or a new --train_dir to start another "
+                "run. Nothing was changed.")
         if dtype == tf.float16 and state.description.fields.get("compute_dtype") != "float16":
             state.loss_scale.assign(checkpoints.INITIAL_LOSS_SCALE)  # none was needed so far
     if chief and path is not None and skipped:
@@ -434,7 +494,7 @@ def resume(state, config, dtype, global_batch, chief):
             if os.path.exists(skipped_path + ".index"):
                 print(f"{_now()}: kept {skipped_path} as {checkpoints.set_aside(skipped_path)}", flush=True)
         checkpoints.forget(train_dir, [p for p, _ in skipped], path)
-    state.description.fields = checkpoints.describe(config.recipe, dtype)
+    state.description.fields = checkpoints.describe(config.recipe, dtype, config.seed)
     return path
 
 

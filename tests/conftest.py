@@ -19,7 +19,15 @@ sys.path.insert(0, str(REPO))
 tf.config.set_logical_device_configuration(
     tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from cifar10 import data  # noqa: E402
+from cifar10 import data, startup  # noqa: E402
+
+# As the programs do, and for the same reason: on a GPU machine the programs these tests
+# start beside this process need GPU memory too. Also before the runtime starts.
+startup.grow_gpu_memory()
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: needs a GPU (benchmarks/gpu_check.sh runs these: pytest -m gpu)")
+
 
 # Stripe patterns: classes 0-4 horizontal stripes, 5-9 vertical, of these widths (pixels).
 STRIPE_WIDTHS = (1, 2, 3, 4, 6)
@@ -64,8 +72,11 @@ def stripe_data(tmp_path_factory):
 
 
 # The tutorial's log line; groups: time, step, loss, examples/sec, sec/batch.
-STEP_LINE = re.compile(r"^(\S+ \S+): step (\d+), loss = ([\d.]+) \(([\d.]+) examples/sec; ([\d.]+) sec/batch\)$",
-                       re.M)
+# A run with a known end adds its progress after the classic part (PROGRESS).
+STEP_LINE = re.compile(r"^(\S+ \S+): step (\d+), loss = ([\d.]+) \(([\d.]+) examples/sec; ([\d.]+) sec/batch\)"
+                       r"(?: epoch [\d.]+, \d+% done(?:, ETA \d+:\d\d:\d\d)?)?$", re.M)
+# The progress: epoch, percent done, and from the second log line on, the time left.
+PROGRESS = re.compile(r"sec/batch\) epoch ([\d.]+), (\d+)% done(?:, ETA (\d+):(\d\d):(\d\d))?$", re.M)
 
 
 def logged_steps(log):

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 import cifar10_export
 import cifar10_predict
-from cifar10 import checkpoints, config, data, errors, evaluator, export, predict, trainer
+from cifar10 import checkpoints, config, data, errors, evaluator, export, heatmap, predict, trainer
 from cifar10.model import Cifar10Model
 from conftest import REPO, stripe_images
 
@@ -366,10 +366,14 @@ def test_the_report_has_true_classes_in_rows_and_a_row_normalized_heat_map(tmp_p
     assert classes[5] == ("dog", "nan", 0, 0) and classes[1] == ("automobile", "0.500", 2, 4)
     [(image_step, heat_map)] = confusion_images(str(tmp_path))
     assert image_step == 7
-    cell = heat_map.shape[0] // data.NUM_CLASSES
-    assert heat_map.shape == (cell * data.NUM_CLASSES, cell * data.NUM_CLASSES, 3)
-    # Each cell's brightness (mean of its pixels and channels) is its row-normalized count.
-    brightness = heat_map.reshape(data.NUM_CLASSES, cell, data.NUM_CLASSES, cell, 3).mean(axis=(1, 3, 4))
+    # The labelled picture of cifar10/heatmap.py (tests/test_heatmap.py), as 8-bit PNG.
+    np.testing.assert_allclose(heat_map, heatmap.confusion_heat_map(confusion, data.CLASS_NAMES), atol=1 / 255)
+    # Each cell's brightness (mean of the channels of its colour, the median pixel, the
+    # number written in it aside) is its row-normalized count.
+    layout = heatmap.HeatMapLayout.for_names(data.CLASS_NAMES)
+    brightness = np.array([[np.median(heat_map[top:bottom, left:right].reshape(-1, 3), axis=0).mean()
+                            for top, left, bottom, right in (layout.cell_box(i, j) for j in range(data.NUM_CLASSES))]
+                           for i in range(data.NUM_CLASSES)])
     row_normalized = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
     np.testing.assert_allclose(brightness, row_normalized, atol=2 / 255)
 

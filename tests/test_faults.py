@@ -16,7 +16,7 @@ import cifar10_train
 from cifar10 import checkpoints, trainer
 from conftest import REPO, logged_steps
 
-KILLS = 15
+KILLS = 8
 
 
 def start(script, log_path, *flags):
@@ -49,7 +49,7 @@ def train_flags(data_dir, train_dir, *flags):
             *flags]
 
 
-def test_kill_9_at_15_random_moments_never_loses_a_saved_step(stripe_data, tmp_path):
+def test_kill_9_at_random_moments_never_loses_a_saved_step(stripe_data, tmp_path):
     """The fault-injection hunt: SIGKILL the trainer, which saves every step, at random
     moments of start-up, restore, training and saving. Each restart resumes from a step
     no older than any the previous run had surely saved (a step line is printed before

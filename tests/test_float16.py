@@ -12,8 +12,10 @@ from cifar10 import checkpoints, config, trainer
 from cifar10.config import Recipe
 from conftest import STEP_LINE, evaluate, train
 
-# 500 stripe records, 16 examples a step: 8 epochs are 250 steps.
-RECIPE = Recipe("short_float16", epochs=8, learning_rate=0.01, momentum=0.9, warmup_epochs=1)
+# 500 stripe records, 20 examples a step: 5 epochs are 125 steps.
+RECIPE = Recipe("short_float16", epochs=5, learning_rate=0.01, momentum=0.9, warmup_epochs=1)
+BATCH = 20
+STEPS = 125
 GROWTH_STEPS = 25
 
 
@@ -24,7 +26,7 @@ def train_in_float16(capsys, monkeypatch, data_dir, train_dir, towers, initial_s
     monkeypatch.setitem(config.RECIPES, RECIPE.name, RECIPE)
     monkeypatch.setattr(checkpoints, "INITIAL_LOSS_SCALE", initial_scale)
     monkeypatch.setattr(trainer, "LOSS_SCALE_GROWTH_STEPS", GROWTH_STEPS)  # growth seen within the run
-    out = train(capsys, data_dir, train_dir, f"--num_gpus={towers}", f"--batch_size={16 // towers}",
+    out = train(capsys, data_dir, train_dir, f"--num_gpus={towers}", f"--batch_size={BATCH // towers}",
                 f"--recipe={RECIPE.name}", "--use_fp16", "--save_summaries_steps=0", *flags,
                 main=cifar10_multi_gpu_train.main)
     assert "float16 compute" in out and f"{towers} replica(s)" in out
@@ -37,11 +39,11 @@ def train_in_float16(capsys, monkeypatch, data_dir, train_dir, towers, initial_s
 def test_float16_with_loss_scaling_learns_and_the_scale_grows_as_designed(capsys, monkeypatch, stripe_data,
                                                                         tmp_path, towers):
     out, scale, good_steps = train_in_float16(capsys, monkeypatch, stripe_data, tmp_path / "train", towers, 1.0,
-                                              "--log_frequency=50")
+                                              "--log_frequency=25")
     losses = [float(line[2]) for line in STEP_LINE.findall(out)]
-    assert [int(line[1]) for line in STEP_LINE.findall(out)][-1] == 250 and losses[-1] < losses[0] - 1, out
+    assert [int(line[1]) for line in STEP_LINE.findall(out)][-1] == STEPS and losses[-1] < losses[0] - 1, out
     # No step overflowed: the scale doubled after every GROWTH_STEPS good steps.
-    assert (scale, good_steps) == (2.0 ** (250 // GROWTH_STEPS), 250 % GROWTH_STEPS)
+    assert (scale, good_steps) == (2.0 ** (STEPS // GROWTH_STEPS), STEPS % GROWTH_STEPS)
     status, eval_out, err = evaluate(capsys, stripe_data, tmp_path / "train", tmp_path)
     assert status == 0 and float(re.search(r"precision @ 1 = ([\d.]+)", eval_out).group(1)) >= 0.9, eval_out + err
 

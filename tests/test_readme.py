@@ -5,6 +5,7 @@ import re
 import pytest
 
 import cifar10_eval
+import cifar10_export
 import cifar10_multi_gpu_train
 import cifar10_train
 from cifar10 import config
@@ -13,7 +14,7 @@ from conftest import REPO
 ROW = re.compile(r"^\| ((?:`--\w+`(?:, )?)+) \|(.*?)\| .* \|$", re.M)
 # Defaults the README states in words: decided at run time, or too long for a table.
 IN_WORDS = {"use_fp16": "on where 16-bit math is native", "num_examples": "all",
-            "data_url": "the dataset's home page"}
+            "data_url": "the dataset's home page", "tflite": "off, on with --quantize"}
 
 
 def readme_tables():
@@ -47,6 +48,7 @@ def documented_default(value):
 @pytest.mark.parametrize("table_index, config_class, mains", [
     (0, config.TrainConfig, [cifar10_train.main, cifar10_multi_gpu_train.main]),
     (1, config.EvalConfig, [cifar10_eval.main]),
+    (2, config.ExportConfig, [cifar10_export.main]),
 ])
 def test_each_flag_table_lists_every_flag_with_its_default(capsys, table_index, config_class, mains):
     table = readme_tables()[table_index]

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cifar10 import trainer
-from cifar10.config import RECIPES
-from conftest import STEP_LINE, evaluate, logged_steps, train, write_stripe_data
+from cifar10 import evaluator, trainer
+from cifar10.config import RECIPES, TrainConfig
+from conftest import PROGRESS, STEP_LINE, evaluate, logged_steps, train, write_stripe_data
 
 def evaluated_precision(capsys, data_dir, train_dir, tmp_path, *flags):
     """cifar10_eval.py --run_once, which must succeed: (precision @ 1, stdout)."""
@@ -23,20 +23,20 @@ def learnable_data(tmp_path_factory):
     return write_stripe_data(tmp_path_factory.mktemp("learnable"), records_per_file=400, test_records=500)
 
 
-def test_300_steps_learn_stripes_and_the_evaluator_reaches_high_precision(capsys, learnable_data, tmp_path):
+def test_200_steps_learn_stripes_and_the_evaluator_reaches_high_precision(capsys, learnable_data, tmp_path):
     train_dir = tmp_path / "train"
-    out = train(capsys, learnable_data, train_dir, "--max_steps=300", "--batch_size=64", "--log_frequency=20")
+    out = train(capsys, learnable_data, train_dir, "--max_steps=200", "--batch_size=64", "--log_frequency=20")
 
     steps = [(int(s), float(loss)) for _, s, loss, _, _ in STEP_LINE.findall(out)]
-    assert [s for s, _ in steps] == list(range(20, 301, 20))
+    assert [s for s, _ in steps] == list(range(20, 201, 20))
     assert steps[-1][1] < steps[0][1] - 0.5, out  # the loss fell
-    assert tf.train.latest_checkpoint(str(train_dir)).endswith("model.ckpt-300")
+    assert tf.train.latest_checkpoint(str(train_dir)).endswith("model.ckpt-200")
 
     precision, eval_out = evaluated_precision(capsys, learnable_data, train_dir, tmp_path, "--num_examples=500")
     assert precision >= 0.90, eval_out
-    assert "(accuracy: 500/500 at step 300)" in eval_out  # every test example counted once
+    assert "(accuracy: 500/500 at step 200)" in eval_out  # every test example counted once
     precision, eval_out = evaluated_precision(capsys, learnable_data, train_dir, tmp_path, "--num_examples=500", "--views=10")
-    assert precision >= 0.90 and "(accuracy: 500/500 at step 300, 10 views)" in eval_out, eval_out
+    assert precision >= 0.90 and "(accuracy: 500/500 at step 200, 10 views)" in eval_out, eval_out
 
     tags = set()
     for events in glob.glob(str(train_dir / "events.out.tfevents.*")):
@@ -45,6 +45,40 @@ def test_300_steps_learn_stripes_and_the_evaluator_reaches_high_precision(capsys
     for tag in ["loss/raw", "loss/moving_average", "learning_rate", "activations/conv1", "sparsity/local3",
                 "weights/conv1/weights", "gradients/local4/biases", "images"]:
         assert tag in tags, sorted(tags)
+
+
+def test_a_run_with_a_known_end_logs_its_epoch_and_eta_after_the_classic_line(capsys, stripe_data, tmp_path):
+    # 500 records, batch 25: 20 steps an epoch.
+    out = train(capsys, stripe_data, tmp_path / "train", "--max_steps=40", "--batch_size=25")
+    assert logged_steps(out) == [10, 20, 30, 40]
+    progress = PROGRESS.findall(out)
+    assert [(epoch, done) for epoch, done, *_ in progress] == [("0.5", "25"), ("1.0", "50"), ("1.5", "75"),
+                                                               ("2.0", "100")]
+    assert progress[0][2:] == ("", "", "")  # one line is no pace yet
+    assert all(hours for _, _, hours, _, _ in progress[1:])  # then the ETA
+    assert progress[-1][2:] == ("0", "00", "00")  # nothing left at the end
+
+
+def test_an_open_ended_run_keeps_the_tutorials_log_line_byte_for_byte(capsys, stripe_data, tmp_path):
+    config = TrainConfig(data_dir=stripe_data, train_dir=str(tmp_path / "train"))  # tutorial, default max_steps
+    training = trainer.build(config, tf.distribute.get_strategy())
+    try:
+        capsys.readouterr()
+        training.log(10, 2.3456)
+        line = capsys.readouterr().out
+    finally:
+        training.close()
+    assert re.fullmatch(r"\S+ \S+: step 10, loss = 2.35 \([\d.]+ examples/sec; [\d.]+ sec/batch\)\n", line), line
+
+
+def test_a_long_evaluation_shows_its_progress(capsys, monkeypatch, stripe_data, tmp_path):
+    train(capsys, stripe_data, tmp_path / "train", "--max_steps=5", "--batch_size=16", "--save_summaries_steps=0")
+    monkeypatch.setattr(evaluator, "PROGRESS_SECS", 0.0)  # as if each batch took long
+    status, out, err = evaluate(capsys, stripe_data, tmp_path / "train", tmp_path, "--batch_size=50")
+    assert status == 0, err
+    said = re.findall(r"evaluated (\d+)/200 records \((\d+)%\), ETA \d+:\d\d:\d\d$", out, re.M)
+    assert said == [("50", "25"), ("100", "50"), ("150", "75"), ("200", "100")]
+    assert out.index("evaluated 200/200") < out.index("precision @ 1 = ")
 
 
 def test_precision_counts_a_partial_last_batch_exactly(capsys, stripe_data, tmp_path):
@@ -93,11 +127,11 @@ def test_checkpoints_are_saved_every_n_steps_and_at_the_end(capsys, stripe_data,
 
 
 def test_the_fast_recipe_in_mixed_precision_runs_its_epochs_and_learns(capsys, monkeypatch, stripe_data, tmp_path):
-    # The fast recipe cut to 10 epochs: bfloat16 is slow on a CPU without native support.
-    monkeypatch.setitem(RECIPES, "fast", dataclasses.replace(RECIPES["fast"], epochs=10))
+    # The fast recipe cut to 7 epochs: bfloat16 is slow on a CPU without native support.
+    monkeypatch.setitem(RECIPES, "fast", dataclasses.replace(RECIPES["fast"], epochs=7))
     train_dir = tmp_path / "train"
     out = train(capsys, stripe_data, train_dir, "--recipe=fast", "--use_fp16", "--batch_size=50",
-                "--log_frequency=100", "--save_summaries_steps=0")
+                "--log_frequency=10", "--save_summaries_steps=0")
     # 500 records, 10 steps an epoch.
     last = int(RECIPES["fast"].epochs * 10)
     assert f"at step 0 of {last} (fast recipe, bfloat16 compute)" in out

@@ -1,0 +1,93 @@
+"""Hyperparameter flags: each overrides one value of --recipe, is checked before anything
+runs, is recorded in the checkpoint, and a run resumes only with the values it was
+trained with."""
+import pytest
+import tensorflow as tf
+
+import cifar10_train
+from cifar10 import checkpoints, config, trainer
+from cifar10.config import TrainConfig
+from conftest import run
+from test_resume import SHORT_RECIPE, folder_digest, train_quietly
+
+# 0.6 epochs of the 500 stripe records at 50 a step: the run ends at step 6.
+OVERRIDES = ("--epochs=0.6", "--warmup_epochs=0.1", "--learning_rate=0.05", "--nesterov")
+OVERRIDE_FLAGS = "--epochs=0.6 --learning_rate=0.05 --nesterov=true --warmup_epochs=0.1"  # in Recipe's order
+
+
+def test_flags_override_the_recipe_and_a_run_resumes_only_with_them(capsys, monkeypatch, stripe_data, tmp_path):
+    monkeypatch.setitem(config.RECIPES, "short", SHORT_RECIPE)
+    train_dir = tmp_path / "train"
+    out = train_quietly(capsys, stripe_data, train_dir, "--recipe=short", *OVERRIDES, "--batch_size=50")
+    assert f"starting at step 0 of 6 (short recipe with {OVERRIDE_FLAGS}, " in out
+    state = checkpoints.TrainState()
+    state.restore(tf.train.latest_checkpoint(str(train_dir)))
+    values = state.description.fields["recipe_values"]
+    assert (values["epochs"], values["warmup_epochs"], values["learning_rate"], values["nesterov"]) == \
+        (0.6, 0.1, 0.05, True)
+    assert values["momentum"] == SHORT_RECIPE.momentum  # not overridden: the recipe's own
+
+    before = folder_digest(train_dir)
+    status, out, err = run(capsys, cifar10_train.main, f"--data_dir={stripe_data}", f"--train_dir={train_dir}",
+                           "--recipe=short", "--learning_rate=0.05", "--batch_size=50")
+    assert status == 1 and "Traceback" not in err
+    assert f"was trained with --recipe=short {OVERRIDE_FLAGS}, and this run's recipe differs (epochs: 0.6 -> 4; " \
+           "nesterov: True -> False; warmup_epochs: 0.1 -> 1)" in err
+    assert f"pass --recipe=short {OVERRIDE_FLAGS} to resume it, or a new --train_dir" in err
+    assert folder_digest(train_dir) == before
+
+    out = train_quietly(capsys, stripe_data, train_dir, "--recipe=short", *OVERRIDES, "--batch_size=50")
+    assert f"resuming from {train_dir}/model.ckpt-6 at step 6 of 6 (short recipe with {OVERRIDE_FLAGS}, " in out
+
+
+def test_the_tutorial_staircase_takes_its_decay_from_the_flags():
+    recipe = TrainConfig(learning_rate=0.2, num_epochs_per_decay=2, learning_rate_decay_factor=0.5).recipe
+    schedule = trainer.learning_rate_schedule(recipe, records_per_epoch=100, global_batch=10)
+    rates = [float(schedule(tf.constant(examples, tf.int64))) for examples in (0, 199, 200, 400)]
+    assert rates == pytest.approx([0.2, 0.2, 0.1, 0.05])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--epochs=10"], "--epochs=10: the tutorial recipe has no schedule over a number of epochs"),
+    (["--recipe=fast", "--num_epochs_per_decay=100", "--learning_rate_decay_factor=0.5"],
+     "--num_epochs_per_decay=100 --learning_rate_decay_factor=0.5: only the tutorial recipe decays its learning "
+     "rate in steps"),
+    (["--learning_rate=0"], "--learning_rate=0: it must be a positive finite number."),
+    (["--learning_rate=inf"], "--learning_rate=inf: it must be a positive finite number."),
+    (["--momentum=1"], "--momentum=1: it must be at least 0 (plain SGD) and below 1."),
+    (["--recipe=long", "--epochs=2"], "--epochs=2: it must be finite and more than the epochs of warm-up "
+                                      "(--warmup_epochs=2)."),
+    (["--label_smoothing=1"], "--label_smoothing=1: it must be at least 0 (none) and below 1."),
+    (["--cutout=25"], "--cutout=25: it must be 0 (none) to 24"),
+    (["--conv_weight_decay=-0.1"], "--conv_weight_decay=-0.1: it must be 0 (none) or more, and finite."),
+    (["--num_epochs_per_decay=0"], "--num_epochs_per_decay=0: it must be a positive finite number."),
+    (["--learning_rate_decay_factor=1.5"], "--learning_rate_decay_factor=1.5: it must be above 0 and at most 1"),
+    (["--deterministic"], "--deterministic needs --seed"),
+    (["--seed=-1"], "--seed=-1: use a whole number from 0 to 2147483647."),
+], ids=lambda value: " ".join(value) if isinstance(value, list) else "")
+def test_a_value_out_of_range_or_of_the_other_schedule_is_refused_naming_the_flag(capsys, tmp_path, flags, message):
+    status, out, err = run(capsys, cifar10_train.main, f"--train_dir={tmp_path / 'train'}", *flags)
+    assert status == 1 and "Traceback" not in err
+    assert err.startswith(f"error: {message}"), err
+    assert not (tmp_path / "train").exists()
+
+
+def test_a_checkpoint_from_before_the_decay_flags_resumes_with_the_decay_of_then(capsys, stripe_data, tmp_path):
+    train_dir = tmp_path / "train"
+    old = checkpoints.TrainState()
+    old.step.assign(3)
+    old.examples_seen.assign(30)
+    fields = checkpoints.describe(config.RECIPES["tutorial"], tf.float32)
+    for key in config.TUTORIAL_SCHEDULE_FLAGS:  # constants in the code then
+        del fields["recipe_values"][key]
+    del fields["seed"]
+    old.description.fields = fields
+    tf.train.CheckpointManager(old.checkpoint(), str(train_dir), max_to_keep=5,
+                               checkpoint_name=checkpoints.CHECKPOINT_NAME).save(checkpoint_number=3)
+
+    status, out, err = run(capsys, cifar10_train.main, f"--data_dir={stripe_data}", f"--train_dir={train_dir}",
+                           "--batch_size=10", "--max_steps=4", "--num_epochs_per_decay=100")
+    assert status == 1 and "differs (num_epochs_per_decay: 350.0 -> 100.0)" in err
+    assert "pass --recipe=tutorial to resume it" in err
+    out = train_quietly(capsys, stripe_data, train_dir, "--batch_size=10", "--max_steps=4")
+    assert f"resuming from {train_dir}/model.ckpt-3 at step 3 of 4 (tutorial recipe, " in out
