@@ -53,12 +53,13 @@ _NUMBERED = re.compile(rf"^{re.escape(CHECKPOINT_NAME)}-(\d+)$")  # a checkpoint
 LOAD_ERRORS = (tf.errors.OpError, AssertionError, ValueError)
 
 
-class RunDescription(tf.train.experimental.PythonState):
-    """The checkpoint's description of the run that wrote it, kept as JSON: format
-    version, recipe name and values, compute dtype, seed. Empty until set or restored."""
+class JsonFields(tf.train.experimental.PythonState):
+    """A dict of JSON values kept in a checkpoint (fields): the description of the run
+    that wrote it (format version, recipe name and values, compute dtype, seed), and in
+    best/, the record of its validation (cifar10.validation). Empty until set or restored."""
 
-    def __init__(self, **fields):
-        self.fields = fields
+    def __init__(self):
+        self.fields = {}
 
     def serialize(self):
         return json.dumps(self.fields, sort_keys=True)
@@ -94,7 +95,7 @@ class TrainState(tf.Module):
         self.loss_scale = tf.Variable(INITIAL_LOSS_SCALE if self.model.compute_dtype == tf.float16 else 1.0,
                                       trainable=False, name="loss_scale")
         self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="good_steps")
-        self.description = RunDescription()
+        self.description = JsonFields()
 
     def checkpoint(self, format_version=FORMAT_VERSION):
         """A tf.train.Checkpoint of this state in the layout of format_version."""

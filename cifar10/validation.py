@@ -14,7 +14,6 @@ with it, as they take part in every regular save, into their private folders.
 """
 import datetime
 import fractions
-import json
 import os
 
 import tensorflow as tf
@@ -31,25 +30,11 @@ SCALAR_TAG = "validation/precision_at_1"
 MAX_INTERVAL_DENOMINATOR = 10 ** 6
 
 
-class ValidationRecord(tf.train.experimental.PythonState):
-    """The best checkpoint's record of its validation, kept as JSON: precision, correct,
-    count, step, epoch, validation_records. Empty until set or restored."""
-
-    def __init__(self):
-        self.fields = {}
-
-    def serialize(self):
-        return json.dumps(self.fields, sort_keys=True)
-
-    def deserialize(self, string_value):
-        self.fields = json.loads(string_value)
-
-
 def read_best(best_dir, validation_records):
-    """The record (see ValidationRecord) of the checkpoint in best_dir that its state file
-    names, or None when there is none or it does not load (printing why). Raises
+    """The validation record of the checkpoint in best_dir that its state file names
+    ({precision, correct, count, step, epoch, validation_records}), or None when there is none or it does not load (printing why). Raises
     Cifar10Error when it was chosen on another number of held-out records."""
-    record = ValidationRecord()
+    record = checkpoints.JsonFields()
     path, _, skipped = checkpoints.newest_loadable(
         best_dir, lambda p: tf.train.Checkpoint(**{checkpoints.VALIDATION: record}).read(p).expect_partial()
         .assert_existing_objects_matched(), no_newer_than_state=True)
@@ -91,7 +76,7 @@ class Validator:
         self.start_examples = int(state.examples_seen.numpy())
         self.dataset = data.validation_dataset(filenames, BATCH_SIZE, config.validation_records)
         self.predict = evaluator.make_predict(state.averages)
-        self.record = ValidationRecord()
+        self.record = checkpoints.JsonFields()
         checkpoint = state.checkpoint()
         setattr(checkpoint, checkpoints.VALIDATION, self.record)
         # Its own folder, state file and retention: the run's retention never prunes it,
