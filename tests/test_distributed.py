@@ -53,7 +53,8 @@ def test_two_towers_apply_the_same_update_as_one_device_on_both_batches():
 
 def test_two_towers_train_and_the_log_counts_both(capsys, stripe_data, tmp_path):
     out = succeed(capsys, cifar10_multi_gpu_train.main, "--num_gpus=2", f"--data_dir={stripe_data}",
-                   f"--train_dir={tmp_path}", "--max_steps=60", "--batch_size=16", "--log_frequency=10")
+                   f"--train_dir={tmp_path}", "--max_steps=60", "--batch_size=16", "--log_frequency=10",
+                   "--seed=1")  # unseeded, a rare run diverged at the tutorial's rate
     assert "No GPU found: running 2 towers on 2 logical CPU devices." in out
     assert "2 replica(s) of batch 16" in out
     lines = STEP_LINE.findall(out)
