@@ -74,9 +74,10 @@ def stripe_data(tmp_path_factory):
 # The tutorial's log line; groups: time, step, loss, examples/sec, sec/batch.
 # A run with a known end adds its progress after the classic part (PROGRESS).
 STEP_LINE = re.compile(r"^(\S+ \S+): step (\d+), loss = ([\d.]+) \(([\d.]+) examples/sec; ([\d.]+) sec/batch\)"
-                       r"(?: epoch [\d.]+, \d+% done(?:, ETA \d+:\d\d:\d\d)?)?$", re.M)
-# The progress: epoch, percent done, and from the second log line on, the time left.
-PROGRESS = re.compile(r"sec/batch\) epoch ([\d.]+), (\d+)% done(?:, ETA (\d+):(\d\d):(\d\d))?$", re.M)
+                       r"(?: epoch [\d.]+, \d+% done(?:, ETA (?:\d+ days?, )?\d+:\d\d:\d\d)?)?$", re.M)
+# The progress: epoch, percent done, and from the second log line on, the time left
+# (a datetime.timedelta: "1 day, 1:06:39" beyond a day).
+PROGRESS = re.compile(r"sec/batch\) epoch ([\d.]+), (\d+)% done(?:, ETA (?:\d+ days?, )?(\d+):(\d\d):(\d\d))?$", re.M)
 
 
 def logged_steps(log):

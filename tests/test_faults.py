@@ -66,8 +66,8 @@ def test_kill_9_at_random_moments_never_loses_a_saved_step(stripe_data, tmp_path
                                      "--save_checkpoint_steps=1"))
         if attempt % 3 == 0:  # during start-up, or while it restores
             time.sleep(chance.uniform(0.5, 4.0))
-        else:
-            wait_for(log_path, r": step \d+, loss")
+        else:  # while it trains and saves, once a save has surely completed, so that each run makes progress
+            wait_for(log_path, r": step \d+, loss(?:.*\n)+.*: step \d+, loss")
             time.sleep(chance.uniform(0, 1.0))
         process.send_signal(signal.SIGKILL)
         _, log = finish(process)
@@ -81,7 +81,9 @@ def test_kill_9_at_random_moments_never_loses_a_saved_step(stripe_data, tmp_path
                                *train_flags(stripe_data, train_dir, f"--max_steps={surely_saved + 5}",
                                             "--log_frequency=1")))
     assert status == 0, log
-    resumed_at = int(re.search(r"resuming from \S+ at step (\d+)", log).group(1))
+    resumed = re.search(r"resuming from \S+ at step (\d+)", log)
+    assert resumed, f"seed {seed}: the last run did not resume:\n{log}"
+    resumed_at = int(resumed.group(1))
     assert resumed_at >= surely_saved, f"seed {seed}:\n{log}"
     assert logged_steps(log) == list(range(resumed_at + 1, surely_saved + 6))
     assert tf.train.latest_checkpoint(str(train_dir)).endswith(f"model.ckpt-{surely_saved + 5}")
