@@ -22,7 +22,10 @@ import statistics
 import tempfile
 import time
 
+from cifar10 import startup
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+startup.use_onednn()  # the CPU kernels the programs use (TF_ENABLE_ONEDNN_OPTS=0 for TensorFlow's own)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -156,6 +159,16 @@ ROWS = ("step", "trainer", "keras")
 PRECISIONS = ("float32", "mixed")
 
 
+def cpu_kernels():
+    """Which kernels TensorFlow computes with on the CPU in this process, from
+    TF_ENABLE_ONEDNN_OPTS (see cifar10.startup.use_onednn)."""
+    setting = os.environ.get(startup.ONEDNN_VARIABLE)
+    if setting is None:
+        return "TensorFlow's default for this CPU"
+    kernels = "oneDNN" if setting == "1" else "TensorFlow's own (Eigen)"
+    return f"{kernels} ({startup.ONEDNN_VARIABLE}={setting})"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", help="CIFAR-10 data folder; default: random records in a temporary folder.")
@@ -217,7 +230,8 @@ def main():
                  f"{eval_seconds:.2f} s a pass"))
     print(f"\nCIFAR-10 benchmark: batch {args.batch_size}, "
           f"{'data in ' + args.data_dir if args.data_dir else 'random records'}, {args.windows} windows of "
-          f"{args.window_steps} steps, medians; examples/sec counts training examples (one view each)\n")
+          f"{args.window_steps} steps, medians; examples/sec counts training examples (one view each); "
+          f"CPU kernels: {cpu_kernels()}\n")
     print(f"| what | examples/sec | sec/batch | vs the bare step | vs {baseline} | |")
     print("| --- | ---: | ---: | ---: | ---: | --- |")
     for row in rows:

@@ -11,7 +11,10 @@ import os
 import runpy
 import sys
 
+from cifar10 import startup
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+startup.use_onednn()  # as the program would (its own startup.begin() comes after this import)
 
 import tensorflow as tf  # noqa: E402
 

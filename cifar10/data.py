@@ -266,7 +266,9 @@ def read_records(filenames, first=0, count=-1):
         record = tf.io.decode_raw(record, tf.uint8)
         label = tf.cast(record[0], tf.int32)
         planes = tf.reshape(record[LABEL_BYTES:], [DEPTH, IMAGE_SIZE, IMAGE_SIZE])
-        return tf.transpose(planes, [1, 2, 0]), label
+        # Stacking the planes is tf.transpose(planes, [1, 2, 0]), which with oneDNN on
+        # (cifar10.startup) and no AVX-512 logs an error as it falls back for uint8.
+        return tf.stack(tf.unstack(planes), axis=-1), label
     records = tf.data.FixedLengthRecordDataset(filenames, RECORD_BYTES).skip(first).take(count)
     return records.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
 

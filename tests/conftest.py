@@ -5,21 +5,24 @@ import pathlib
 import re
 import sys
 
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from cifar10 import startup  # noqa: E402
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+startup.use_onednn()  # the CPU kernels the programs use, in this process too
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 # Two logical CPUs, so that MirroredStrategy tests run two towers on this machine. This
 # must happen before TensorFlow starts its runtime, hence here, at collection time.
 tf.config.set_logical_device_configuration(
     tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from cifar10 import data, startup  # noqa: E402
+from cifar10 import data  # noqa: E402
 
 # As the programs do, and for the same reason: on a GPU machine the programs these tests
 # start beside this process need GPU memory too. Also before the runtime starts.

@@ -2,6 +2,7 @@
 saying where a run computes, GPU memory growth and the evaluator's --device applied
 before TensorFlow's runtime starts."""
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -44,8 +45,9 @@ sys.exit(cifar10_eval.main())
 
 def fresh_environment(**settings):
     """This process's environment as a new user's shell has it: no TF_CPP_MIN_LOG_LEVEL
-    (the tests' conftest sets one), plus settings."""
-    environment = {key: value for key, value in os.environ.items() if key != startup.LOG_LEVEL_VARIABLE}
+    or TF_ENABLE_ONEDNN_OPTS (the tests' conftest sets them), plus settings."""
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in (startup.LOG_LEVEL_VARIABLE, startup.ONEDNN_VARIABLE)}
     return dict(environment, PYTHONUNBUFFERED="1", **settings)
 
 
@@ -80,6 +82,14 @@ def test_verbose_shows_what_tensorflow_prints_as_it_starts():
     assert CPP_INFO_LINE.search(log), log  # TensorFlow's log level left as it is
     assert startup.NOISE.search(log), log  # what is hidden by default
     assert re.search(r"^total +1,068,298$", log, re.M), log
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="oneDNN is turned on on x86-64")
+def test_the_programs_compute_with_onednn_on_x86_64_unless_told_not_to():
+    status, log = run_program("cifar10.py", "--verbose")
+    assert status == 0 and "oneDNN custom operations are on" in log, log
+    status, log = run_program("cifar10.py", "--verbose", TF_ENABLE_ONEDNN_OPTS="0")
+    assert status == 0 and "oneDNN custom operations are on" not in log, log
 
 
 @pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="this machine has a GPU")
