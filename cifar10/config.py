@@ -54,6 +54,9 @@ class Recipe:
     cutout: int = 0                 # side in pixels of a square blanked in each training image
     num_epochs_per_decay: float = 350.0     # epochs between two decays of the tutorial schedule
     learning_rate_decay_factor: float = 0.1  # what each of them multiplies the learning rate by
+    # Of the weights, which the evaluator reads: each step moves the averages by
+    # (1 - decay) towards the weights (averaging over about 1 / (1 - decay) steps).
+    moving_average_decay: float = 0.9999
 
     def values(self):
         """The recipe's settings, {field: value}, without its name."""
@@ -140,6 +143,8 @@ def _check_recipe(recipe):
     check("num_epochs_per_decay", 0 < recipe.num_epochs_per_decay < math.inf, "it must be a positive finite number")
     check("learning_rate_decay_factor", 0 < recipe.learning_rate_decay_factor <= 1,
           "it must be above 0 and at most 1 (no decay)")
+    check("moving_average_decay", 0 <= recipe.moving_average_decay < 1,
+          "it must be at least 0 (the averages are the weights) and below 1")
 
 
 DATA_DIR_HELP = "Folder of the CIFAR-10 data: cifar-10-batches-bin/, or the archive to extract or download."
@@ -196,6 +201,10 @@ class TrainConfig:
     learning_rate_decay_factor: float = setting(None, "--recipe=tutorial only: what each decay multiplies the "
                                                       "learning rate by, above 0 and at most 1 (default: the "
                                                       "recipe's, 0.1).")
+    moving_average_decay: float = setting(None, "Decay of the moving averages of the weights, which evaluation "
+                                                "uses, at least 0 and below 1: they average over about 1 / (1 - "
+                                                "decay) steps, fewer early in a run (default: the recipe's, "
+                                                "0.9999).")
     seed: int = setting(None, f"Seed (0 to {MAX_SEED}) of every random number training draws: the initial "
                               "weights, the data order, the augmentation. Default: none, a different run each time. "
                               "See --deterministic.")

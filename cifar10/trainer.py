@@ -26,7 +26,6 @@ from cifar10.distribute import is_chief
 from cifar10.errors import Cifar10Error, SignalExit, check_writable_dir
 
 MIN_WARMUP_STEPS = 300
-MOVING_AVERAGE_DECAY = 0.9999   # of the weights; the evaluator uses the averages
 LOSS_AVERAGE_DECAY = 0.9        # of the loss, for the smoothed TensorBoard curve
 SUMMARY_IMAGES = 3
 HISTOGRAM_BUCKETS = 30  # as tf.summary.histogram
@@ -197,7 +196,7 @@ def make_train_step(strategy, state, global_batch, learning_rate, recipe):
         state.examples_seen.assign_add(global_batch)
         # As tf.train.ExponentialMovingAverage with num_updates=step: faster early on.
         step = tf.cast(state.step, tf.float32)
-        decay = tf.minimum(MOVING_AVERAGE_DECAY, (1.0 + step) / (10.0 + step))
+        decay = tf.minimum(recipe.moving_average_decay, (1.0 + step) / (10.0 + step))
         for average, variable in zip(averages, variables):
             strategy.extended.update(average, lambda a, v: a.assign_sub((1.0 - decay) * (a - v)), args=(variable,))
         loss = strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)

@@ -62,6 +62,8 @@ def test_the_tutorial_staircase_takes_its_decay_from_the_flags():
     (["--conv_weight_decay=-0.1"], "--conv_weight_decay=-0.1: it must be 0 (none) or more, and finite."),
     (["--num_epochs_per_decay=0"], "--num_epochs_per_decay=0: it must be a positive finite number."),
     (["--learning_rate_decay_factor=1.5"], "--learning_rate_decay_factor=1.5: it must be above 0 and at most 1"),
+    (["--moving_average_decay=1"], "--moving_average_decay=1: it must be at least 0 (the averages are the weights) "
+                                   "and below 1."),
     (["--deterministic"], "--deterministic needs --seed"),
     (["--seed=-1"], "--seed=-1: use a whole number from 0 to 2147483647."),
 ], ids=lambda value: " ".join(value) if isinstance(value, list) else "")

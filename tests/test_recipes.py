@@ -77,6 +77,25 @@ def test_the_momentum_update_is_keras_sgds(nesterov):
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("decay, expected", [
+    (0.0, 0.0),  # the averages are the weights
+    (0.5, 0.5),
+    (0.9999, 1002 / 1011),  # the default, capped early in a run: at step 1001, (1 + step) / (10 + step)
+])
+def test_each_step_moves_the_moving_averages_by_one_minus_the_decay_towards_the_weights(decay, expected):
+    recipe = Recipe(epochs=1, moving_average_decay=decay)
+    state = trainer.TrainState()
+    state.step.assign(1000)
+    before = [v.numpy() for v in state.model.trainable_variables]
+    images = tf.random.stateless_normal([8, 24, 24, 3], seed=[9, 10])
+    iterator = iter(tf.data.Dataset.from_tensors((images, tf.range(8) % 10)).repeat())
+    trainer.make_train_step(tf.distribute.get_strategy(), state, 8, lambda examples_seen: 0.1, recipe)(iterator)
+    for b, variable, average in zip(before, state.model.trainable_variables, state.averages.trainable_variables):
+        assert not np.allclose(variable.numpy(), b)
+        np.testing.assert_allclose(average.numpy(), expected * b + (1 - expected) * variable.numpy(),
+                                   rtol=1e-5, atol=1e-7)
+
+
 def test_label_smoothing_moves_part_of_the_target_to_every_class():
     logits = tf.random.stateless_normal([6, 10], seed=[3, 4])
     labels = tf.constant([0, 1, 2, 3, 9, 9])
