@@ -52,6 +52,7 @@ class Recipe:
     conv_weight_decay: float = 0.0  # L2 coefficient of conv1 and conv2
     label_smoothing: float = 0.0    # weight of the uniform distribution in the targets
     cutout: int = 0                 # side in pixels of a square blanked in each training image
+    mixup: float = 0.0              # alpha of mixup's Beta(alpha, alpha) mixing weight; 0: none
     num_epochs_per_decay: float = 350.0     # epochs between two decays of the tutorial schedule
     learning_rate_decay_factor: float = 0.1  # what each of them multiplies the learning rate by
     # Of the weights, which the evaluator reads: each step moves the averages by
@@ -140,6 +141,7 @@ def _check_recipe(recipe):
     check("label_smoothing", 0 <= recipe.label_smoothing < 1, "it must be at least 0 (none) and below 1")
     check("cutout", 0 <= recipe.cutout <= CROPPED_SIZE,
           f"it must be 0 (none) to {CROPPED_SIZE}, the side of the image that the network sees")
+    check("mixup", 0 <= recipe.mixup < math.inf, "it must be 0 (none) or more, and finite")
     check("num_epochs_per_decay", 0 < recipe.num_epochs_per_decay < math.inf, "it must be a positive finite number")
     check("learning_rate_decay_factor", 0 < recipe.learning_rate_decay_factor <= 1,
           "it must be above 0 and at most 1 (no decay)")
@@ -196,6 +198,9 @@ class TrainConfig:
                                            "0 and below 1 (default: the recipe's).")
     cutout: int = setting(None, f"Side in pixels (0 to {CROPPED_SIZE}) of a square blanked at a random place in "
                                 "each training image; 0: none (default: the recipe's).")
+    mixup: float = setting(None, "Mixup: train on each batch blended with itself in another order, the targets "
+                                 "alike, by a weight drawn from Beta(alpha, alpha) for each batch; this alpha, 0 for "
+                                 "none (default: the recipe's).")
     num_epochs_per_decay: float = setting(None, "--recipe=tutorial only: epochs between two decays of the learning "
                                                 "rate (default: the recipe's, 350).")
     learning_rate_decay_factor: float = setting(None, "--recipe=tutorial only: what each decay multiplies the "

@@ -332,15 +332,31 @@ def distort_images(images, cutout=0, seed=None):
     return images
 
 
+def mix_batch(images, labels, alpha, seed):
+    """Mixup (Zhang et al., 2018) of an augmented batch: float32 images [B, 24, 24, 3] and
+    int labels [B] -> (lam x images + (1 - lam) x the batch in reverse order, float32
+    targets [B, 10] mixed alike), with one lam ~ Beta(alpha, alpha) for the whole batch,
+    drawn from seed (int [2]). The batch is shuffled already, so the image at the mirror
+    position is a random partner."""
+    first, second = (tf.random.stateless_gamma([], s, alpha) for s in tf.unstack(
+        tf.random.experimental.stateless_split(seed, num=2)))
+    lam = tf.math.divide_no_nan(first, first + second)  # both draws can underflow to 0 for a small alpha
+    targets = tf.one_hot(labels, NUM_CLASSES)
+    return (lam * images + (1.0 - lam) * tf.reverse(images, axis=[0]),
+            lam * targets + (1.0 - lam) * tf.reverse(targets, axis=[0]))
+
+
 def crop_and_standardize(images):
     """Evaluation preprocessing of a batch: uint8 [B, 32, 32, 3] -> float32 [B, 24, 24, 3],
     the central 24x24 crop, per-image standardized."""
     return evaluation_views(images, 1)[:, 0]
 
 
-def training_dataset(filenames, batch_size, input_context=None, cutout=0, validation_records=0, seed=None):
+def training_dataset(filenames, batch_size, input_context=None, cutout=0, validation_records=0, seed=None,
+                     mixup=0.0):
     """Endless shuffled, augmented batches from checked files: (float32 [B, 24, 24, 3],
-    int32 [B]), with distort_images's cutout. The last validation_records records of the
+    int32 labels [B]), with distort_images's cutout; with mixup (alpha) > 0, mixed by
+    mix_batch: (images, float32 targets [B, 10]). The last validation_records records of the
     files (in file order) are held out: never read (see validation_dataset). With an
     input_context (tf.distribute), reads this pipeline's shard of the others.
 
@@ -365,9 +381,15 @@ def training_dataset(filenames, batch_size, input_context=None, cutout=0, valida
                .repeat()
                .batch(batch_size, drop_remainder=True))
     batch_seeds = tf.data.Dataset.random(seed=augmentation_seed).batch(2)  # int64 [2] for each batch
+
+    def augment(batch, batch_seed):
+        images = distort_images(batch[0], cutout, batch_seed)
+        if not mixup:
+            return images, batch[1]
+        return mix_batch(images, batch[1], mixup, tf.random.experimental.stateless_fold_in(batch_seed, 1))
+
     return (tf.data.Dataset.zip(batches, batch_seeds)
-            .map(lambda batch, batch_seed: (distort_images(batch[0], cutout, batch_seed), batch[1]),
-                 num_parallel_calls=tf.data.AUTOTUNE)
+            .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))
 
 

@@ -144,11 +144,12 @@ def last_step(recipe, max_steps, step, examples_seen, records_per_epoch, global_
 
 
 def make_train_step(strategy, state, global_batch, learning_rate, recipe):
-    """A compiled step: takes an iterator of (images [B, 24, 24, 3], labels [B]) batches
-    distributed by strategy, applies one SGD (or momentum) update of the recipe and the
-    moving averages, and returns the loss of the global batch (float32 scalar: mean
-    cross-entropy plus weight decay) and the first replica's batch it trained on (images,
-    labels), for summaries. learning_rate maps the examples seen to the rate.
+    """A compiled step: takes an iterator of (images [B, 24, 24, 3], labels [B] or mixup's
+    targets [B, 10]) batches distributed by strategy, applies one SGD (or momentum) update
+    of the recipe and the moving averages, and returns the loss of the global batch
+    (float32 scalar: mean cross-entropy plus weight decay) and the first replica's batch
+    it trained on (images, labels), for summaries. learning_rate maps the examples seen
+    to the rate.
     """
     variables = state.model.trainable_variables
     averages = state.averages.trainable_variables
@@ -206,12 +207,14 @@ def make_train_step(strategy, state, global_batch, learning_rate, recipe):
 
 
 def smoothed_cross_entropy(labels, logits, label_smoothing):
-    """Per-example cross-entropy [B] of logits [B, 10] against int labels [B], the target
-    putting label_smoothing of its mass evenly on all classes."""
-    if not label_smoothing:
-        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-    classes = logits.shape[-1]
-    targets = tf.one_hot(labels, classes) * (1.0 - label_smoothing) + label_smoothing / classes
+    """Per-example cross-entropy [B] of logits [B, 10] against int labels [B] or float32
+    targets [B, 10] (mixup's), the target putting label_smoothing of its mass evenly on
+    all classes."""
+    if labels.dtype.is_integer:
+        if not label_smoothing:
+            return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+        labels = tf.one_hot(labels, logits.shape[-1])
+    targets = labels * (1.0 - label_smoothing) + label_smoothing / logits.shape[-1]
     return tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits)
 
 
@@ -430,7 +433,7 @@ def build(config, strategy):
     data_seed = None if config.seed is None else (config.seed, step)
     dataset = strategy.distribute_datasets_from_function(
         lambda context: data.training_dataset(filenames, config.batch_size, context, recipe.cutout, seed=data_seed,
-                                              validation_records=config.validation_records))
+                                              validation_records=config.validation_records, mixup=recipe.mixup))
     # Non-chief workers must take part in every save, but into a private folder.
     write_dir = config.train_dir if chief else tempfile.mkdtemp(prefix="cifar10_worker_")
     validator = (validation.Validator(config, state, filenames, num_records, global_batch, write_dir, chief)

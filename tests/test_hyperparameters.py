@@ -7,7 +7,7 @@ import tensorflow as tf
 import cifar10_train
 from cifar10 import checkpoints, config, trainer
 from cifar10.config import TrainConfig
-from conftest import run
+from conftest import run, train
 from test_resume import SHORT_RECIPE, folder_digest, train_quietly
 
 # 0.6 epochs of the 500 stripe records at 50 a step: the run ends at step 6.
@@ -59,6 +59,7 @@ def test_the_tutorial_staircase_takes_its_decay_from_the_flags():
                                       "(--warmup_epochs=2)."),
     (["--label_smoothing=1"], "--label_smoothing=1: it must be at least 0 (none) and below 1."),
     (["--cutout=25"], "--cutout=25: it must be 0 (none) to 24"),
+    (["--mixup=-1"], "--mixup=-1: it must be 0 (none) or more, and finite."),
     (["--conv_weight_decay=-0.1"], "--conv_weight_decay=-0.1: it must be 0 (none) or more, and finite."),
     (["--num_epochs_per_decay=0"], "--num_epochs_per_decay=0: it must be a positive finite number."),
     (["--learning_rate_decay_factor=1.5"], "--learning_rate_decay_factor=1.5: it must be above 0 and at most 1"),
@@ -72,6 +73,16 @@ def test_a_value_out_of_range_or_of_the_other_schedule_is_refused_naming_the_fla
     assert status == 1 and "Traceback" not in err
     assert err.startswith(f"error: {message}"), err
     assert not (tmp_path / "train").exists()
+
+
+def test_a_run_with_mixup_trains_summarizes_and_records_it(capsys, stripe_data, tmp_path):
+    train_dir = tmp_path / "train"
+    out = train(capsys, stripe_data, train_dir, "--mixup=0.4", "--batch_size=10", "--max_steps=2",
+                "--save_summaries_steps=1")
+    assert "(tutorial recipe with --mixup=0.4, " in out
+    state = checkpoints.TrainState()
+    state.restore(tf.train.latest_checkpoint(str(train_dir)))
+    assert state.description.fields["recipe_values"]["mixup"] == 0.4 and int(state.step) == 2
 
 
 def test_a_checkpoint_from_before_the_decay_flags_resumes_with_the_decay_of_then(capsys, stripe_data, tmp_path):

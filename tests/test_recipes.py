@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cifar10 import checkpoints, trainer
+from cifar10 import checkpoints, data, trainer
 from cifar10.config import RECIPES, Recipe
 
 
@@ -105,6 +105,42 @@ def test_label_smoothing_moves_part_of_the_target_to_every_class():
     # 0.1 of the target spread evenly: the label gets 0.91, every other class 0.01.
     expected = -(0.9 * log_p[np.arange(6), labels.numpy()] + 0.01 * log_p.sum(axis=1))
     np.testing.assert_allclose(trainer.smoothed_cross_entropy(labels, logits, 0.1).numpy(), expected, rtol=1e-5)
+
+
+def test_the_cross_entropy_takes_mixups_targets_and_smooths_them_too():
+    logits = tf.random.stateless_normal([4, 10], seed=[5, 4])
+    targets = 0.7 * tf.one_hot([0, 1, 2, 3], 10) + 0.3 * tf.one_hot([3, 2, 1, 0], 10)
+    log_p = tf.nn.log_softmax(logits).numpy()
+    np.testing.assert_allclose(trainer.smoothed_cross_entropy(targets, logits, 0.0).numpy(),
+                               -(targets.numpy() * log_p).sum(axis=1), rtol=1e-5)
+    smoothed = 0.9 * targets.numpy() + 0.01
+    np.testing.assert_allclose(trainer.smoothed_cross_entropy(targets, logits, 0.1).numpy(),
+                               -(smoothed * log_p).sum(axis=1), rtol=1e-5)
+
+
+def test_mixup_blends_each_batch_with_itself_reversed_and_the_targets_alike(stripe_data):
+    filenames = data.data_files(stripe_data)
+
+    def first_batches(mixup):
+        tf.random.set_seed(3)  # as the trainer does with --seed=3: the same augmentation both times
+        try:
+            return list(data.training_dataset(filenames, 50, seed=(3, 0), mixup=mixup).take(2).as_numpy_iterator())
+        finally:
+            tf.random.set_seed(None)
+
+    weights = []
+    for (images, labels), (mixed, targets) in zip(first_batches(0.0), first_batches(0.4)):
+        assert targets.shape == (50, 10) and targets.dtype == np.float32
+        np.testing.assert_allclose(targets.sum(axis=1), 1.0, rtol=1e-6)
+        partners = labels[::-1]
+        differ = labels != partners
+        lam = targets[differ, labels[differ]]
+        assert differ.any() and np.allclose(lam, lam[0])  # one weight for the whole batch
+        lam = lam[0]
+        np.testing.assert_allclose(targets[differ, partners[differ]], 1.0 - lam, atol=1e-6)
+        np.testing.assert_allclose(mixed, lam * images + (1.0 - lam) * images[::-1], atol=1e-5)
+        weights.append(lam)
+    assert 0.0 <= min(weights) and max(weights) <= 1.0 and weights[0] != weights[1]  # drawn anew each batch
 
 
 def test_float16_loss_scaling_skips_overflowing_steps_and_adapts_the_scale():
