@@ -334,7 +334,7 @@ def distort_images(images, cutout=0, seed=None):
 
 def mix_batch(images, labels, alpha, seed):
     """Mixup (Zhang et al., 2018) of an augmented batch: float32 images [B, 24, 24, 3] and
-    int labels [B] -> (lam x images + (1 - lam) x the batch in reverse order, float32
+    int labels [B] -> (lam * images + (1 - lam) * the batch in reverse order, float32
     targets [B, 10] mixed alike), with one lam ~ Beta(alpha, alpha) for the whole batch,
     drawn from seed (int [2]). The batch is shuffled already, so the image at the mirror
     position is a random partner."""
