@@ -1,4 +1,5 @@
-"""Recipes (schedules and momentum), mixed precision and float16 loss scaling."""
+"""Recipes (schedules, momentum, moving averages, label smoothing, mixup), mixed precision and
+float16 loss scaling."""
 import keras
 import numpy as np
 import pytest
