@@ -356,8 +356,8 @@ def training_dataset(filenames, batch_size, input_context=None, cutout=0, valida
                      mixup=0.0):
     """Endless shuffled, augmented batches from checked files: (float32 [B, 24, 24, 3],
     int32 labels [B]), with distort_images's cutout; with mixup (alpha) > 0, mixed by
-    mix_batch: (images, float32 targets [B, 10]). The last validation_records records of the
-    files (in file order) are held out: never read (see validation_dataset). With an
+    mix_batch: (images, float32 targets [B, 10]). The last validation_records records of
+    the files (in file order) are held out: never read (see validation_dataset). With an
     input_context (tf.distribute), reads this pipeline's shard of the others.
 
     seed: None for another order and augmentation each time; or a sequence of ints 0 or

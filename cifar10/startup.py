@@ -55,8 +55,8 @@ PRECISIONS = {"float32": "float32 compute", "bfloat16": "bfloat16 compute",
 def begin(argv=None):
     """Start TensorFlow for a program; call it at the top of each entry-point script,
     before anything imports TensorFlow. On x86-64 it computes with oneDNN's CPU kernels
-    (use_onednn). Unless argv (the command-line arguments, default
-    sys.argv[1:]) has --verbose: TensorFlow's C++ log shows errors only (unless
+    (use_onednn). Unless argv (the command-line arguments, default sys.argv[1:]) has
+    --verbose: TensorFlow's C++ log shows errors only (unless
     TF_CPP_MIN_LOG_LEVEL is set, which is respected), and its start-up lines that report
     nothing wrong (NOISE) are hidden; everything else it prints still shows. Then every
     GPU's memory grows as needed (grow_gpu_memory). Where TensorFlow was imported before
