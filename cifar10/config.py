@@ -24,7 +24,7 @@ DATA_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 EVAL_VIEW_COUNTS = (1, 2, 10)
 EVAL_DEVICES = ("auto", "cpu", "gpu")
 # The flags of one schedule, which the recipes of the other do not take.
-EPOCH_SCHEDULE_FLAGS = ("epochs", "warmup_epochs")
+EPOCH_SCHEDULE_FLAGS = ("epochs", "warmup_epochs", "swa_epochs", "swa_learning_rate")
 TUTORIAL_SCHEDULE_FLAGS = ("num_epochs_per_decay", "learning_rate_decay_factor")
 MAX_SEED = 2**31 - 1  # int32's largest, a seed that every generator takes
 
@@ -36,7 +36,9 @@ class Recipe:
     epochs None is the tutorial's open-ended schedule (until --max_steps): learning_rate,
     multiplied by learning_rate_decay_factor every num_epochs_per_decay epochs (a
     staircase). Otherwise learning_rate is the peak, reached by a linear warm-up over
-    warmup_epochs (but at least 300 steps) and followed by a linear decay to 0 at epochs.
+    warmup_epochs (but at least 300 steps) and followed by a linear decay to 0 at epochs;
+    with swa_learning_rate, a linear decay to it where the last swa_epochs begin, and
+    held there to the end.
 
     Checkpoints record a run's recipe values (cifar10.checkpoints.describe), and one
     written before a field existed is taken to have had the field's default: a new
@@ -58,6 +60,11 @@ class Recipe:
     # Of the weights, which the evaluator reads: each step moves the averages by
     # (1 - decay) towards the weights (averaging over about 1 / (1 - decay) steps).
     moving_average_decay: float = 0.9999
+    # Stochastic weight averaging (Izmailov et al., 2018), at every step: over the last
+    # swa_epochs, the averages are the plain mean of the weights, in place of the moving
+    # ones; 0: none. swa_learning_rate: the learning rate held over them; 0: the schedule's.
+    swa_epochs: float = 0.0
+    swa_learning_rate: float = 0.0
 
     def values(self):
         """The recipe's settings, {field: value}, without its name."""
@@ -147,6 +154,14 @@ def _check_recipe(recipe):
           "it must be above 0 and at most 1 (no decay)")
     check("moving_average_decay", 0 <= recipe.moving_average_decay < 1,
           "it must be at least 0 (the averages are the weights) and below 1")
+    if recipe.epochs is not None:  # the tutorial recipe has neither (see _check_schedule_flags)
+        after_warmup = recipe.epochs - recipe.warmup_epochs
+        check("swa_epochs", 0 <= recipe.swa_epochs < after_warmup,
+              f"it must be 0 (none) or more, and less than the epochs after the warm-up ({_flag_text(after_warmup)})")
+        check("swa_learning_rate", 0 <= recipe.swa_learning_rate < math.inf, "it must be 0 (the schedule's) or more, "
+              "and finite")
+        check("swa_learning_rate", not recipe.swa_learning_rate or recipe.swa_epochs,
+              "it is the learning rate of the last --swa_epochs, which are none: pass --swa_epochs too")
 
 
 DATA_DIR_HELP = "Folder of the CIFAR-10 data: cifar-10-batches-bin/, or the archive to extract or download."
@@ -210,6 +225,13 @@ class TrainConfig:
                                                 "uses, at least 0 and below 1: they average over about 1 / (1 - "
                                                 "decay) steps, fewer early in a run (default: the recipe's, "
                                                 "0.9999).")
+    swa_epochs: float = setting(None, "Stochastic weight averaging over the last this many epochs: the averages "
+                                      "that evaluation uses are then the plain mean of the weights after each step, "
+                                      "in place of the moving averages; 0: none. Not with --recipe=tutorial, which "
+                                      "has no last epoch (default: the recipe's, 0).")
+    swa_learning_rate: float = setting(None, "With --swa_epochs: the learning rate held over them, the schedule "
+                                             "decaying linearly to it from the peak before them; 0: the schedule "
+                                             "goes on decaying to 0 (default: the recipe's, 0).")
     seed: int = setting(None, f"Seed (0 to {MAX_SEED}) of every random number training draws: the initial "
                               "weights, the data order, the augmentation. Default: none, a different run each time. "
                               "See --deterministic.")

@@ -126,12 +126,42 @@ def learning_rate_schedule(recipe, records_per_epoch, global_batch):
     total = recipe.epochs
     # Early steps are what the warm-up tames, so it lasts some steps even on small data.
     warmup = min(max(recipe.warmup_epochs, MIN_WARMUP_STEPS * global_batch / records_per_epoch), total / 2)
+    peak, held = recipe.learning_rate, recipe.swa_learning_rate
+    # Where the decay reaches the rate held over the last swa_epochs (the warm-up first).
+    held_from = max(total - recipe.swa_epochs, warmup)
 
     def learning_rate(examples_seen):
         # float64: examples_seen passes float32's 2**24 exact integers in a long run.
         epoch = tf.cast(tf.cast(examples_seen, tf.float64) / records_per_epoch, tf.float32)
-        return recipe.learning_rate * tf.maximum(0.0, tf.minimum(epoch / warmup, (total - epoch) / (total - warmup)))
+        if not held:
+            return peak * tf.maximum(0.0, tf.minimum(epoch / warmup, (total - epoch) / (total - warmup)))
+        decayed = tf.minimum(1.0, (epoch - warmup) / (held_from - warmup)) if held_from > warmup else 1.0
+        return tf.where(epoch < warmup, peak * epoch / warmup, peak + (held - peak) * decayed)
     return learning_rate
+
+
+def averages_decay(recipe, records_per_epoch, global_batch):
+    """The decay of the averages of the weights at a step, as a function of the step
+    count and the examples seen, both counting that step (int64 scalar tensors): the
+    moving averages' recipe.moving_average_decay, capped early in a run as
+    tf.train.ExponentialMovingAverage with num_updates; over the last recipe.swa_epochs
+    epochs (of records_per_epoch examples), what makes the averages the mean of the
+    weights after each step since those epochs began, each step counted for its examples
+    in them (global_batch, or fewer for the first), so that a run resumed with another
+    global batch keeps the mean exact."""
+    def moving(step):
+        step = tf.cast(step, tf.float32)
+        return tf.minimum(recipe.moving_average_decay, (1.0 + step) / (10.0 + step))
+    if not recipe.swa_epochs:
+        return lambda step, examples_seen: moving(step)
+    swa_start = (recipe.epochs - recipe.swa_epochs) * records_per_epoch  # in examples
+
+    def decay(step, examples_seen):
+        swa_examples = tf.cast(examples_seen, tf.float64) - swa_start  # seen since the averaging began
+        # The running mean: the first step in (swa_examples <= global_batch) gives the weights.
+        mean = tf.cast(tf.maximum(1.0 - global_batch / swa_examples, 0.0), tf.float32)
+        return tf.where(swa_examples > 0, mean, moving(step))
+    return decay
 
 
 def last_step(recipe, max_steps, step, examples_seen, records_per_epoch, global_batch):
@@ -143,18 +173,20 @@ def last_step(recipe, max_steps, step, examples_seen, records_per_epoch, global_
     return min(max_steps, step + max(0, remaining))
 
 
-def make_train_step(strategy, state, global_batch, learning_rate, recipe):
+def make_train_step(strategy, state, global_batch, learning_rate, recipe, records_per_epoch=None):
     """A compiled step: takes an iterator of (images [B, 24, 24, 3], labels [B] or mixup's
     targets [B, 10]) batches distributed by strategy, applies one SGD (or momentum) update
-    of the recipe and the moving averages, and returns the loss of the global batch
+    of the recipe and the averages of the weights, and returns the loss of the global batch
     (float32 scalar: mean cross-entropy plus weight decay) and the first replica's batch
     it trained on (images, labels), for summaries. learning_rate maps the examples seen
-    to the rate.
+    to the rate; records_per_epoch (examples an epoch) is needed by a recipe with
+    swa_epochs, to know where they begin.
     """
     variables = state.model.trainable_variables
     averages = state.averages.trainable_variables
     velocities = state.optimizer.velocities
     scaling = state.model.compute_dtype == tf.float16
+    average_decay = averages_decay(recipe, records_per_epoch, global_batch)
 
     def replica_loss_and_gradients(images, labels):
         with tf.GradientTape() as tape:
@@ -195,9 +227,7 @@ def make_train_step(strategy, state, global_batch, learning_rate, recipe):
             strategy.extended.update(variable, apply, args=(gradient, velocity, rate, finite))
         state.step.assign_add(1)
         state.examples_seen.assign_add(global_batch)
-        # As tf.train.ExponentialMovingAverage with num_updates=step: faster early on.
-        step = tf.cast(state.step, tf.float32)
-        decay = tf.minimum(recipe.moving_average_decay, (1.0 + step) / (10.0 + step))
+        decay = average_decay(state.step, state.examples_seen)
         for average, variable in zip(averages, variables):
             strategy.extended.update(average, lambda a, v: a.assign_sub((1.0 - decay) * (a - v)), args=(variable,))
         loss = strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
@@ -302,7 +332,8 @@ class Training:
         self.known_end = config.recipe.epochs is not None or config.max_steps < DEFAULT_MAX_STEPS
         self.write_dir = write_dir
         self.validator = validator  # a cifar10.validation.Validator, with --validation_records
-        self.train_step = make_train_step(strategy, state, self.global_batch, learning_rate, config.recipe)
+        self.train_step = make_train_step(strategy, state, self.global_batch, learning_rate, config.recipe,
+                                          records_per_epoch)
         self.write_summaries = make_write_summaries(state, config.recipe.label_smoothing)
         self.writer = tf.summary.create_file_writer(write_dir) if self.chief else tf.summary.create_noop_writer()
         self.manager = tf.train.CheckpointManager(state.checkpoint(), write_dir,

@@ -1,6 +1,7 @@
 """Hyperparameter flags: each overrides one value of --recipe, is checked before anything
 runs, is recorded in the checkpoint, and a run resumes only with the values it was
 trained with."""
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -65,6 +66,11 @@ def test_the_tutorial_staircase_takes_its_decay_from_the_flags():
     (["--learning_rate_decay_factor=1.5"], "--learning_rate_decay_factor=1.5: it must be above 0 and at most 1"),
     (["--moving_average_decay=1"], "--moving_average_decay=1: it must be at least 0 (the averages are the weights) "
                                    "and below 1."),
+    (["--swa_epochs=10"], "--swa_epochs=10: the tutorial recipe has no schedule over a number of epochs"),
+    (["--recipe=fast", "--swa_epochs=108"], "--swa_epochs=108: it must be 0 (none) or more, and less than the "
+                                            "epochs after the warm-up (108)."),
+    (["--recipe=fast", "--swa_learning_rate=0.01"], "--swa_learning_rate=0.01: it is the learning rate of the last "
+                                                    "--swa_epochs, which are none: pass --swa_epochs too."),
     (["--deterministic"], "--deterministic needs --seed"),
     (["--seed=-1"], "--seed=-1: use a whole number from 0 to 2147483647."),
 ], ids=lambda value: " ".join(value) if isinstance(value, list) else "")
@@ -83,6 +89,26 @@ def test_a_run_with_mixup_trains_summarizes_and_records_it(capsys, stripe_data, 
     state = checkpoints.TrainState()
     state.restore(tf.train.latest_checkpoint(str(train_dir)))
     assert state.description.fields["recipe_values"]["mixup"] == 0.4 and int(state.step) == 2
+
+
+def test_a_run_with_swa_ends_on_the_mean_of_its_last_weights_and_records_it(capsys, monkeypatch, stripe_data,
+                                                                             tmp_path):
+    monkeypatch.setitem(config.RECIPES, "short", SHORT_RECIPE)
+    train_dir = tmp_path / "train"
+    # 500 records at 50 a step, 4 epochs: the last 0.2 epochs are steps 39 and 40.
+    out = train_quietly(capsys, stripe_data, train_dir, "--recipe=short", "--swa_epochs=0.2",
+                        "--swa_learning_rate=0.01", "--batch_size=50", "--save_checkpoint_steps=1")
+    assert "(short recipe with --swa_epochs=0.2 --swa_learning_rate=0.01, " in out
+    at = {}
+    for step in (39, 40):
+        at[step] = checkpoints.TrainState()
+        at[step].restore(str(train_dir / f"model.ckpt-{step}"))
+    values = at[40].description.fields["recipe_values"]
+    assert (values["swa_epochs"], values["swa_learning_rate"]) == (0.2, 0.01)
+    for average, weights_39, weights_40 in zip(at[40].averages.trainable_variables,
+                                               at[39].model.trainable_variables, at[40].model.trainable_variables):
+        np.testing.assert_allclose(average.numpy(), (weights_39.numpy() + weights_40.numpy()) / 2,
+                                   rtol=1e-5, atol=1e-7)
 
 
 def test_a_checkpoint_from_before_the_decay_flags_resumes_with_the_decay_of_then(capsys, stripe_data, tmp_path):

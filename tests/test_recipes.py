@@ -1,5 +1,5 @@
-"""Recipes (schedules, momentum, moving averages, label smoothing, mixup), mixed precision and
-float16 loss scaling."""
+"""Recipes (schedules, momentum, moving averages, stochastic weight averaging, label smoothing,
+mixup), mixed precision and float16 loss scaling."""
 import keras
 import numpy as np
 import pytest
@@ -95,6 +95,44 @@ def test_each_step_moves_the_moving_averages_by_one_minus_the_decay_towards_the_
         assert not np.allclose(variable.numpy(), b)
         np.testing.assert_allclose(average.numpy(), expected * b + (1 - expected) * variable.numpy(),
                                    rtol=1e-5, atol=1e-7)
+
+
+def test_swa_decays_to_its_learning_rate_and_holds_it_over_the_last_epochs():
+    recipe = Recipe(epochs=10, learning_rate=0.03, warmup_epochs=2, swa_epochs=4, swa_learning_rate=0.01)
+    # 200 steps an epoch: the warm-up to epoch 2, the decay to 0.01 at epoch 6, held to the end.
+    got = rates(recipe, 200, [0, 200, 400, 800, 1200, 1600, 2000])
+    assert got == pytest.approx([0.0, 0.015, 0.03, 0.02, 0.01, 0.01, 0.01])
+    # Without a rate of its own, the averaging leaves the schedule as it was.
+    plain = Recipe(epochs=10, learning_rate=0.03, warmup_epochs=2)
+    assert rates(Recipe(epochs=10, learning_rate=0.03, warmup_epochs=2, swa_epochs=4), 200, [400, 1200, 1800]) == \
+        pytest.approx(rates(plain, 200, [400, 1200, 1800]))
+
+
+def test_swa_averages_are_the_mean_of_the_weights_over_the_last_epochs_whatever_the_batch():
+    # 40 examples an epoch; the averaging begins at example 44 (epoch 1.1 of 2), in step 6
+    # at batch 8, which counts for its last 4 examples; then two steps of batch 8 and, as
+    # a run resumed with another batch, two of batch 16.
+    recipe = Recipe(epochs=2, swa_epochs=0.9)
+    state = trainer.TrainState()
+    weights, counts = [], []
+    for batch, steps in ((8, 8), (16, 2)):
+        images = tf.random.stateless_normal([batch, 24, 24, 3], seed=[batch, 1])
+        iterator = iter(tf.data.Dataset.from_tensors((images, tf.range(batch) % 10)).repeat())
+        step = trainer.make_train_step(tf.distribute.get_strategy(), state, batch, lambda examples_seen: 0.05,
+                                       recipe, records_per_epoch=40)
+        for _ in range(steps):
+            step(iterator)
+            in_averaging = int(state.examples_seen) - 44
+            if in_averaging > 0:
+                weights.append([v.numpy() for v in state.model.trainable_variables])
+                counts.append(min(batch, in_averaging))
+            else:  # the moving averages until then
+                assert not np.allclose(state.averages.trainable_variables[0].numpy(),
+                                       state.model.trainable_variables[0].numpy())
+    assert counts == [4, 8, 8, 16, 16]
+    for i, average in enumerate(state.averages.trainable_variables):
+        mean = sum(c * w[i] for c, w in zip(counts, weights)) / sum(counts)
+        np.testing.assert_allclose(average.numpy(), mean, rtol=1e-4, atol=1e-6)
 
 
 def test_label_smoothing_moves_part_of_the_target_to_every_class():
