@@ -11,8 +11,9 @@ pipeline such a user writes, and again fed by this project's pipeline. All are t
 interleaved: window after window, each trainer in turn, so that whatever else the
 machine does falls on all of them alike. Figures are medians over the windows after a
 warm-up. Then the input pipeline alone, and one evaluation pass. Without --data_dir it
-writes random records in the binary format (the speed does not depend on
-the pixels). Not a test: CI does not run it.
+writes random records in the binary format (the speed does not depend on the pixels).
+The random records and the trainers' scratch --train_dirs go in a temporary folder,
+removed at the end. Not a test: CI does not run it.
 """
 import argparse
 import contextlib
@@ -56,10 +57,11 @@ def write_synthetic_data(folder):
 
 class OurStep:
     """This project's compiled training step alone (one device) in the given compute
-    dtype, as trainer.build sets it up for cifar10_train.py (in a scratch --train_dir)."""
+    dtype, as trainer.build sets it up for cifar10_train.py (in a new --train_dir under
+    scratch)."""
 
-    def __init__(self, data_dir, batch_size, dtype):
-        self.training = _build_training(data_dir, batch_size, dtype)
+    def __init__(self, data_dir, batch_size, dtype, scratch):
+        self.training = _build_training(data_dir, batch_size, dtype, scratch)
 
     def seconds_per_step(self, steps):
         # A new iterator each window, as Keras's fit makes: batches prefetched while the
@@ -81,10 +83,10 @@ class OurTrainerAsRun:
     the checks of each step. Each window is one call of the loop, as a run is: a new
     input iterator, the first log interval as warm-up, then steps timed from log line to
     log line, which leaves out the checkpoint the loop writes at its end (a run writes
-    one every 10 minutes)."""
+    one every 10 minutes). Its --train_dir is a new folder under scratch."""
 
-    def __init__(self, data_dir, batch_size, dtype):
-        self.training = _build_training(data_dir, batch_size, dtype)
+    def __init__(self, data_dir, batch_size, dtype, scratch):
+        self.training = _build_training(data_dir, batch_size, dtype, scratch)
         self.log_frequency = self.training.config.log_frequency
         self.log_times = []
         log = self.training.log
@@ -106,8 +108,8 @@ class OurTrainerAsRun:
         return (self.log_times[-1] - self.log_times[0]) / steps
 
 
-def _build_training(data_dir, batch_size, dtype):
-    config = TrainConfig(data_dir=data_dir, train_dir=tempfile.mkdtemp(prefix="cifar10_benchmark_train_"),
+def _build_training(data_dir, batch_size, dtype, scratch):
+    config = TrainConfig(data_dir=data_dir, train_dir=tempfile.mkdtemp(dir=scratch, prefix="train_"),
                          batch_size=batch_size, use_fp16=dtype != tf.float32)
     with contextlib.redirect_stdout(io.StringIO()):  # the start line
         return trainer.build(config, tf.distribute.get_strategy())
@@ -187,7 +189,15 @@ def main():
     if not set(rows) <= set(ROWS) or not set(precisions) <= set(PRECISIONS):
         parser.error(f"--rows takes {', '.join(ROWS)}; --precisions takes {', '.join(PRECISIONS)}")
 
-    data_dir = args.data_dir or write_synthetic_data(tempfile.mkdtemp(prefix="cifar10_benchmark_"))
+    # The random records and the trainers' --train_dirs: removed, with all they hold, at the end.
+    with tempfile.TemporaryDirectory(prefix="cifar10_benchmark_") as scratch:
+        measure_and_print(args, rows, precisions, scratch)
+
+
+def measure_and_print(args, rows, precisions, scratch):
+    """Time the training rows (rows, in precisions), the input pipeline and evaluation
+    as args asks, writing what they need under scratch, and print the table."""
+    data_dir = args.data_dir or write_synthetic_data(os.path.join(scratch, "data"))
     train_files, test_files = data.data_files(data_dir), data.data_files(data_dir, "test")
     default = trainer.compute_dtype(TrainConfig.use_fp16)
     dtypes = {"float32": tf.float32, "mixed": trainer.compute_dtype(use_fp16=True)}
@@ -198,10 +208,10 @@ def main():
         label = dtype.name + (" (--use_fp16)" if precision == "mixed" else "") + (
             " (default)" if dtype == default else "")
         if "step" in rows:
-            trainers[f"our compiled step alone, {label}"] = OurStep(data_dir, args.batch_size, dtype)
+            trainers[f"our compiled step alone, {label}"] = OurStep(data_dir, args.batch_size, dtype, scratch)
         if "trainer" in rows:
             name = f"the trainer as run by cifar10_train.py, {label}"
-            trainers[name] = OurTrainerAsRun(data_dir, args.batch_size, dtype)
+            trainers[name] = OurTrainerAsRun(data_dir, args.batch_size, dtype, scratch)
             step_of[name] = f"our compiled step alone, {label}"
     if "keras" in rows:
         trainers[baseline] = KerasTrainer(keras_baseline.plain_dataset(train_files, args.batch_size))
@@ -218,15 +228,15 @@ def main():
     eval_seconds, eval_images = evaluation_seconds(test_files, args.eval_batch_size)
 
     fastest = min(step_seconds.values())
-    rows = []  # what, examples/sec, sec/batch, vs the bare step, vs the Keras baseline, note
+    table = []  # what, examples/sec, sec/batch, vs the bare step, vs the Keras baseline, note
     for name, seconds in step_seconds.items():
         of_step = f"{step_seconds[step_of[name]] / seconds:.3f}" if step_of.get(name) in step_seconds else ""
         vs_keras = f"{step_seconds[baseline] / seconds:.2f}x" if baseline in step_seconds else ""
-        rows.append((f"training: {name}", f"{args.batch_size / seconds:.1f}", f"{seconds:.4f}", of_step, vs_keras,
+        table.append((f"training: {name}", f"{args.batch_size / seconds:.1f}", f"{seconds:.4f}", of_step, vs_keras,
                      ""))
-    rows.append(("input pipeline alone", f"{pipeline:.1f}", "", "", "",
+    table.append(("input pipeline alone", f"{pipeline:.1f}", "", "", "",
                  f"{pipeline * fastest / args.batch_size:.1f}x the fastest training row"))
-    rows.append((f"evaluation, {eval_images} images", f"{eval_images / eval_seconds:.1f}", "", "", "",
+    table.append((f"evaluation, {eval_images} images", f"{eval_images / eval_seconds:.1f}", "", "", "",
                  f"{eval_seconds:.2f} s a pass"))
     print(f"\nCIFAR-10 benchmark: batch {args.batch_size}, "
           f"{'data in ' + args.data_dir if args.data_dir else 'random records'}, {args.windows} windows of "
@@ -234,7 +244,7 @@ def main():
           f"CPU kernels: {cpu_kernels()}\n")
     print(f"| what | examples/sec | sec/batch | vs the bare step | vs {baseline} | |")
     print("| --- | ---: | ---: | ---: | ---: | --- |")
-    for row in rows:
+    for row in table:
         print("| " + " | ".join(row) + " |")
 
 

@@ -1,6 +1,7 @@
-"""The benchmark scripts keep the project's rules: they never delete what they did not write;
-recipe_curve's --seeds and picture."""
+"""The benchmark scripts keep the project's rules: they never delete what they did not write,
+and leave no scratch files behind; recipe_curve's --seeds and picture."""
 import dataclasses
+import os
 import re
 import struct
 import subprocess
@@ -98,10 +99,17 @@ def test_recipe_curve_with_seeds_needs_checkpoints_at_the_same_steps_and_the_tra
     assert refusal() is None
 
 
-def test_gpu_check_runs_every_part_on_a_cpu_and_prints_one_table(stripe_data):
+def test_gpu_check_runs_every_part_on_a_cpu_prints_one_table_and_the_benchmark_leaves_no_scratch_files(
+        stripe_data, tmp_path):
+    temporary = tmp_path / "tmp"  # the temporary folder of the check and the programs it runs
+    temporary.mkdir()
     result = subprocess.run(["bash", "benchmarks/gpu_check.sh", stripe_data], cwd=REPO, capture_output=True,
-                            text=True, timeout=900)
+                            text=True, timeout=900, env={**os.environ, "TMPDIR": str(temporary)})
     assert result.returncode == 0, result.stdout + result.stderr
+    # The check keeps its logs and runs where it says; the benchmark removed what it wrote.
+    work = re.search(r"; logs in (\S+)", result.stdout)[1]
+    assert os.path.dirname(work) == str(temporary) and os.path.isfile(os.path.join(work, "benchmark.log"))
+    assert not [path.name for path in temporary.iterdir() if path.name.startswith("cifar10_benchmark")]
     table = result.stdout[result.stdout.index("benchmarks/gpu_check.sh CPU dry run"):].splitlines()
     assert table[1].startswith("| check ") and table[2].startswith("|---")
     rows = [[cell.strip() for cell in line.split("|")[1:3]] for line in table[3:]]
