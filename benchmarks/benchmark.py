@@ -13,7 +13,8 @@ machine does falls on all of them alike. Figures are medians over the windows af
 warm-up. Then the input pipeline alone, and one evaluation pass. Without --data_dir it
 writes random records in the binary format (the speed does not depend on the pixels).
 The random records and the trainers' scratch --train_dirs go in a temporary folder,
-removed at the end. Not a test: CI does not run it.
+removed at the end. Not a test: nothing checks its figures; CI runs it only at a
+tiny size, in benchmarks/gpu_check.sh's CPU dry run.
 """
 import argparse
 import contextlib
