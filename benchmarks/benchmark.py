@@ -234,11 +234,11 @@ def measure_and_print(args, rows, precisions, scratch):
         of_step = f"{step_seconds[step_of[name]] / seconds:.3f}" if step_of.get(name) in step_seconds else ""
         vs_keras = f"{step_seconds[baseline] / seconds:.2f}x" if baseline in step_seconds else ""
         table.append((f"training: {name}", f"{args.batch_size / seconds:.1f}", f"{seconds:.4f}", of_step, vs_keras,
-                     ""))
+                      ""))
     table.append(("input pipeline alone", f"{pipeline:.1f}", "", "", "",
-                 f"{pipeline * fastest / args.batch_size:.1f}x the fastest training row"))
+                  f"{pipeline * fastest / args.batch_size:.1f}x the fastest training row"))
     table.append((f"evaluation, {eval_images} images", f"{eval_images / eval_seconds:.1f}", "", "", "",
-                 f"{eval_seconds:.2f} s a pass"))
+                  f"{eval_seconds:.2f} s a pass"))
     print(f"\nCIFAR-10 benchmark: batch {args.batch_size}, "
           f"{'data in ' + args.data_dir if args.data_dir else 'random records'}, {args.windows} windows of "
           f"{args.window_steps} steps, medians; examples/sec counts training examples (one view each); "
