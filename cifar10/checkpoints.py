@@ -13,7 +13,8 @@ read its moving averages:
   optimizer/      the momentum velocities
   loss_scale, good_steps   dynamic loss scaling's state (float16 compute only)
   description     JSON: the format version, the recipe and its values, the compute dtype,
-                  the seed (null when unseeded)
+                  the seed (null when unseeded), and with distillation the path of the
+                  teacher checkpoint
 
 Checkpoints of format 1 (before examples_seen, loss scaling state and description)
 still resume: the examples they saw are then taken as step x the current global batch.
@@ -68,12 +69,17 @@ class JsonFields(tf.train.experimental.PythonState):
         self.fields = json.loads(string_value)
 
 
-def describe(recipe, compute_dtype, seed=None):
+def describe(recipe, compute_dtype, seed=None, teacher=None):
     """The description fields of a run of recipe (a config.Recipe) in compute_dtype with
-    seed (--seed, None when unseeded). The seed is for the record, and not compared on
-    resuming: a resumed run draws its data order anew, from its own --seed and step."""
-    return {"format": FORMAT_VERSION, "recipe": recipe.name, "recipe_values": recipe.values(),
-            "compute_dtype": tf.as_dtype(compute_dtype).name, "seed": seed}
+    seed (--seed, None when unseeded) and, with distillation, the path of its teacher
+    checkpoint. The seed is for the record, and not compared on resuming: a resumed run
+    draws its data order anew, from its own --seed and step. A resumed run distils from
+    the teacher checkpoint recorded (see distillation.find_teacher)."""
+    fields = {"format": FORMAT_VERSION, "recipe": recipe.name, "recipe_values": recipe.values(),
+              "compute_dtype": tf.as_dtype(compute_dtype).name, "seed": seed}
+    if teacher is not None:
+        fields["teacher"] = teacher
+    return fields
 
 
 class TrainState(tf.Module):

@@ -8,6 +8,7 @@ pass it into the library; nothing in the library reads flags or global state.
 """
 import dataclasses
 import math
+import os
 
 from cifar10.errors import Cifar10Error, check_folder_flag
 from cifar10.shapes import CROPPED_SIZE
@@ -22,6 +23,7 @@ DATA_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 # mirror image; or, as cuda-convnet's multi-view test, the central and four corner
 # crops, each also mirrored.
 EVAL_VIEW_COUNTS = (1, 2, 10)
+TEACHER_VIEWS = 10  # a distillation teacher's predictions are the mean over this many views
 EVAL_DEVICES = ("auto", "cpu", "gpu")
 # The flags of one schedule, which the recipes of the other do not take.
 EPOCH_SCHEDULE_FLAGS = ("epochs", "warmup_epochs", "swa_epochs", "swa_learning_rate")
@@ -65,6 +67,9 @@ class Recipe:
     # ones; 0: none. swa_learning_rate: the learning rate held over them; 0: the schedule's.
     swa_epochs: float = 0.0
     swa_learning_rate: float = 0.0
+    # Distillation: the weight of a teacher's predictions in each training target, the
+    # label's one-hot vector having the rest; 0: none (see TrainConfig.teacher_dir).
+    distillation: float = 0.0
 
     def values(self):
         """The recipe's settings, {field: value}, without its name."""
@@ -162,6 +167,8 @@ def _check_recipe(recipe):
               "and finite")
         check("swa_learning_rate", not recipe.swa_learning_rate or recipe.swa_epochs,
               "it is the learning rate of the last --swa_epochs, which are none: pass --swa_epochs too")
+    check("distillation", 0 <= recipe.distillation <= 1,
+          "it must be 0 (none) to 1 (the teacher's predictions alone, without the labels)")
 
 
 DATA_DIR_HELP = "Folder of the CIFAR-10 data: cifar-10-batches-bin/, or the archive to extract or download."
@@ -232,6 +239,14 @@ class TrainConfig:
     swa_learning_rate: float = setting(None, "With --swa_epochs: the learning rate held over them, the schedule "
                                              "decaying linearly to it from the peak before them; 0: the schedule "
                                              "goes on decaying to 0 (default: the recipe's, 0).")
+    distillation: float = setting(None, "Distillation: the weight, 0 to 1, of the teacher's predictions (see "
+                                        "--teacher_dir) in each training target, the label having the rest; 0: "
+                                        "none (default: the recipe's, 0).")
+    teacher_dir: str = setting(None, "With --distillation: the teacher's training folder (its --train_dir). Its "
+                                     f"newest checkpoint that loads, when the run starts, is the teacher: the mean "
+                                     f"of its moving averages' probabilities over {TEACHER_VIEWS} views of each "
+                                     "training record (as cifar10_eval.py --views=10) is that record's target. A "
+                                     "resumed run keeps its teacher checkpoint, found by name in this folder.")
     seed: int = setting(None, f"Seed (0 to {MAX_SEED}) of every random number training draws: the initial "
                               "weights, the data order, the augmentation. Default: none, a different run each time. "
                               "See --deterministic.")
@@ -275,6 +290,21 @@ class TrainConfig:
                  f"--validate_every_epochs={self.validate_every_epochs}: it must be a positive number of epochs, "
                  "such as 1 or 0.5.")
         check_folder_flag(self.train_dir, "--train_dir")
+        self._check_teacher()
+
+    def _check_teacher(self):
+        distillation = _flag_text(self.recipe.distillation)
+        if not self.recipe.distillation:
+            _require(self.teacher_dir is None, f"--teacher_dir={self.teacher_dir} is the teacher of distillation, "
+                                               f"which is off (--distillation={distillation}): pass "
+                                               "--distillation=W too (0 < W <= 1), or leave --teacher_dir out.")
+            return
+        _require(self.teacher_dir is not None, f"--distillation={distillation} needs a teacher: pass "
+                                               "--teacher_dir=DIR, the --train_dir of another run.")
+        check_folder_flag(self.teacher_dir, "--teacher_dir")
+        _require(os.path.realpath(self.teacher_dir) != os.path.realpath(self.train_dir),
+                 f"--teacher_dir={self.teacher_dir} is --train_dir: a run cannot be its own teacher. Pass the "
+                 "--train_dir of another run.")
 
 
 @dataclasses.dataclass(frozen=True)

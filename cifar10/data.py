@@ -332,16 +332,15 @@ def distort_images(images, cutout=0, seed=None):
     return images
 
 
-def mix_batch(images, labels, alpha, seed):
+def mix_batch(images, targets, alpha, seed):
     """Mixup (Zhang et al., 2018) of an augmented batch: float32 images [B, 24, 24, 3] and
-    int labels [B] -> (lam * images + (1 - lam) * the batch in reverse order, float32
-    targets [B, 10] mixed alike), with one lam ~ Beta(alpha, alpha) for the whole batch,
+    float32 targets [B, 10] -> (lam * images + (1 - lam) * the batch in reverse order,
+    the targets mixed alike), with one lam ~ Beta(alpha, alpha) for the whole batch,
     drawn from seed (int [2]). The batch is shuffled already, so the image at the mirror
     position is a random partner."""
     first, second = (tf.random.stateless_gamma([], s, alpha) for s in tf.unstack(
         tf.random.experimental.stateless_split(seed, num=2)))
     lam = tf.math.divide_no_nan(first, first + second)  # both draws can underflow to 0 for a small alpha
-    targets = tf.one_hot(labels, NUM_CLASSES)
     return (lam * images + (1.0 - lam) * tf.reverse(images, axis=[0]),
             lam * targets + (1.0 - lam) * tf.reverse(targets, axis=[0]))
 
@@ -353,11 +352,14 @@ def crop_and_standardize(images):
 
 
 def training_dataset(filenames, batch_size, input_context=None, cutout=0, validation_records=0, seed=None,
-                     mixup=0.0):
+                     mixup=0.0, teacher=None, distillation=0.0):
     """Endless shuffled, augmented batches from checked files: (float32 [B, 24, 24, 3],
-    int32 labels [B]), with distort_images's cutout; with mixup (alpha) > 0, mixed by
-    mix_batch: (images, float32 targets [B, 10]). The last validation_records records of
-    the files (in file order) are held out: never read (see validation_dataset). With an
+    int32 labels [B]), with distort_images's cutout. With a teacher (float32 [records
+    read, 10], a row for each record in file order: distillation.teacher_probabilities),
+    the labels become float32 targets [B, 10]: (1 - distillation) x the label's one-hot
+    vector + distillation x the record's row. With mixup (alpha) > 0, mixed by mix_batch
+    into (images, float32 targets [B, 10]). The last validation_records records of the
+    files (in file order) are held out: never read (see validation_dataset). With an
     input_context (tf.distribute), reads this pipeline's shard of the others.
 
     seed: None for another order and augmentation each time; or a sequence of ints 0 or
@@ -368,6 +370,9 @@ def training_dataset(filenames, batch_size, input_context=None, cutout=0, valida
     """
     kept = records_in(filenames) - validation_records
     records = read_records(filenames, count=kept)  # held out before sharding: no shard sees them
+    if teacher is not None:  # each record's number in file order, before sharding: its teacher's row
+        records = tf.data.Dataset.zip(records, tf.data.Dataset.range(kept)).map(
+            lambda image_and_label, number: (*image_and_label, number))
     if input_context is not None and input_context.num_input_pipelines > 1:
         records = records.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     shuffle_seed = augmentation_seed = None
@@ -383,10 +388,15 @@ def training_dataset(filenames, batch_size, input_context=None, cutout=0, valida
     batch_seeds = tf.data.Dataset.random(seed=augmentation_seed).batch(2)  # int64 [2] for each batch
 
     def augment(batch, batch_seed):
-        images = distort_images(batch[0], cutout, batch_seed)
+        images, labels = distort_images(batch[0], cutout, batch_seed), batch[1]
+        if teacher is not None:
+            labels = ((1.0 - distillation) * tf.one_hot(labels, NUM_CLASSES)
+                      + distillation * tf.gather(teacher, batch[2]))
         if not mixup:
-            return images, batch[1]
-        return mix_batch(images, batch[1], mixup, tf.random.experimental.stateless_fold_in(batch_seed, 1))
+            return images, labels
+        if labels.dtype.is_integer:
+            labels = tf.one_hot(labels, NUM_CLASSES)
+        return mix_batch(images, labels, mixup, tf.random.experimental.stateless_fold_in(batch_seed, 1))
 
     return (tf.data.Dataset.zip(batches, batch_seeds)
             .map(augment, num_parallel_calls=tf.data.AUTOTUNE)

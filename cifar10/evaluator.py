@@ -57,10 +57,16 @@ def make_predict(model):
     def predict(images):
         if images.shape.rank == 4:
             return tf.argmax(model(images), axis=1, output_type=tf.int32)
-        views = tf.reshape(images, [-1, *images.shape[2:]])
-        probabilities = tf.reshape(tf.nn.softmax(model(views)), [tf.shape(images)[0], -1, data.NUM_CLASSES])
-        return tf.argmax(tf.reduce_mean(probabilities, axis=1), axis=1, output_type=tf.int32)
+        return tf.argmax(mean_probabilities(model, images), axis=1, output_type=tf.int32)
     return predict
+
+
+def mean_probabilities(model, views):
+    """The softmax probabilities of model, float32 [B, 10], averaged over the V views of
+    each image: views float32 [B, V, 24, 24, 3]."""
+    flat = tf.reshape(views, [-1, *views.shape[2:]])
+    probabilities = tf.reshape(tf.nn.softmax(model(flat)), [tf.shape(views)[0], -1, data.NUM_CLASSES])
+    return tf.reduce_mean(probabilities, axis=1)
 
 
 def evaluate_checkpoint(checkpoint_path, dataset, model, predict):

@@ -19,7 +19,7 @@ import time
 import tensorflow as tf
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
-from cifar10 import checkpoints, data, distribute, startup, validation
+from cifar10 import checkpoints, data, distillation, distribute, startup, validation
 from cifar10.checkpoints import TrainState
 from cifar10.config import DEFAULT_MAX_STEPS
 from cifar10.distribute import is_chief
@@ -446,6 +446,10 @@ def build(config, strategy):
     data.maybe_download_and_extract(config.data_dir, config.data_url)
     filenames = data.data_files(config.data_dir)
     num_records = data.training_records(filenames, config.validation_records)
+    # A new run finds its teacher before its folder is made: a failed start leaves nothing.
+    new_run_teacher = None
+    if config.recipe.distillation and not checkpoints.listed(config.train_dir):
+        new_run_teacher = distillation.find_teacher(config.teacher_dir)
     if chief:
         check_writable_dir(config.train_dir, "--train_dir")
     elif os.path.isdir(config.train_dir) and not os.access(config.train_dir, os.R_OK | os.X_OK):
@@ -455,16 +459,20 @@ def build(config, strategy):
     recipe = config.recipe
     with strategy.scope():
         state = TrainState(dtype, recipe.fc_weight_decay, recipe.conv_weight_decay, seed=config.seed)
-    restored = resume(state, config, dtype, global_batch, chief)
+    restored = resume(state, config, dtype, global_batch, chief, new_run_teacher)
     step = int(state.step.numpy())
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         _check_same_start(strategy, step, config.train_dir)
     end = last_step(recipe, config.max_steps, step, int(state.examples_seen.numpy()), num_records, global_batch)
+    teacher = None
+    if recipe.distillation:
+        teacher = distillation.teacher_probabilities(state.description.fields["teacher"], filenames, num_records)
     # Seeded by the step too: a resumed run does not replay the data of the run's start.
     data_seed = None if config.seed is None else (config.seed, step)
     dataset = strategy.distribute_datasets_from_function(
         lambda context: data.training_dataset(filenames, config.batch_size, context, recipe.cutout, seed=data_seed,
-                                              validation_records=config.validation_records, mixup=recipe.mixup))
+                                              validation_records=config.validation_records, mixup=recipe.mixup,
+                                              teacher=teacher, distillation=recipe.distillation))
     # Non-chief workers must take part in every save, but into a private folder.
     write_dir = config.train_dir if chief else tempfile.mkdtemp(prefix="cifar10_worker_")
     validator = (validation.Validator(config, state, filenames, num_records, global_batch, write_dir, chief)
@@ -490,14 +498,16 @@ def _recipe_and_seed(config):
     return ", ".join(words)
 
 
-def resume(state, config, dtype, global_batch, chief):
+def resume(state, config, dtype, global_batch, chief, new_run_teacher=None):
     """Restore state from the newest checkpoint of config.train_dir that loads, skipping
     (and saying why) newer ones that are gone or damaged; the chief keeps the damaged
     ones under another name, so that the run neither overwrites nor prunes them.
 
     Returns the checkpoint's path, or None for a fresh start. Raises Cifar10Error, having
-    changed nothing, when checkpoints exist but none loads, or when the run was trained
-    with another recipe. Sets state's description to this run's.
+    changed nothing, when checkpoints exist but none loads, when the run was trained
+    with another recipe, or when its teacher checkpoint does not load. Sets state's
+    description to this run's, with the teacher checkpoint: new_run_teacher for a fresh
+    start, the one the checkpoint records for a resumed run.
     """
     train_dir = config.train_dir
     path, format_version, skipped = checkpoints.newest_loadable(train_dir, state.restore)
@@ -522,12 +532,15 @@ def resume(state, config, dtype, global_batch, chief):
                 "run. Nothing was changed.")
         if dtype == tf.float16 and state.description.fields.get("compute_dtype") != "float16":
             state.loss_scale.assign(checkpoints.INITIAL_LOSS_SCALE)  # none was needed so far
+    teacher = new_run_teacher
+    if config.recipe.distillation and path is not None:  # after the recipe: a run of another one is refused first
+        teacher = distillation.find_teacher(config.teacher_dir, state.description.fields.get("teacher"))
     if chief and path is not None and skipped:
         for skipped_path, _ in skipped:
             if os.path.exists(skipped_path + ".index"):
                 print(f"{_now()}: kept {skipped_path} as {checkpoints.set_aside(skipped_path)}", flush=True)
         checkpoints.forget(train_dir, [p for p, _ in skipped], path)
-    state.description.fields = checkpoints.describe(config.recipe, dtype, config.seed)
+    state.description.fields = checkpoints.describe(config.recipe, dtype, config.seed, teacher)
     return path
 
 
