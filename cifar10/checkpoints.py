@@ -263,9 +263,11 @@ def saved_recipe_values(saved):
 
 def saved_recipe_flags(saved):
     """The trainer's flags, one string, that give the recipe of a checkpoint's saved
-    description fields: '--recipe=<name>' and a flag for each value it changed."""
+    description fields: '--recipe=<name>', a flag for each value it changed, and the
+    --teacher_dir of its teacher checkpoint, if any."""
     name = saved.get("recipe")
-    return " ".join([f"--recipe={name}", *override_flags(name, saved_recipe_values(saved))])
+    teacher = [f"--teacher_dir={os.path.dirname(saved['teacher'])}"] if saved.get("teacher") else []
+    return " ".join([f"--recipe={name}", *override_flags(name, saved_recipe_values(saved)), *teacher])
 
 
 def recipe_differences(saved, recipe):

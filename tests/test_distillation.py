@@ -102,6 +102,7 @@ def test_a_distilled_run_records_its_teacher_and_resumes_only_with_it(capsys, st
     status, out, err = run(capsys, cifar10_train.main, f"--data_dir={stripe_data}", f"--train_dir={student_dir}",
                            *quiet, "--distillation=0.25", f"--teacher_dir={teacher_dir}", "--max_steps=4")
     assert status == 1 and "differs (distillation: 0.5 -> 0.25)" in err
+    assert f"pass --recipe=tutorial --distillation=0.5 --teacher_dir={teacher_dir} to resume it" in err
     assert folder_digest(student_dir) == before
 
     # The folder moved, with the checkpoint in it: the run goes on.
