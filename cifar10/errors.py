@@ -1,11 +1,15 @@
-"""Errors the user can fix, and the checks of folders named by flags.
+"""Errors the user can fix, the checks of folders named by flags, and stops by signal.
 
 Every layer raises Cifar10Error for a problem the user can fix, and the entry points
 (cifar10.cli) print it as one paragraph; SignalExit carries a stop by signal out to
 them. Nothing here depends on the configuration or on TensorFlow.
 """
+import datetime
 import os
+import signal
+import sys
 import tempfile
+import time
 
 
 class Cifar10Error(Exception):
@@ -25,6 +29,54 @@ class SignalExit(BaseException):
     def __init__(self, signum, message=""):
         super().__init__(message)
         self.signum = signum
+
+
+class StopRequests:
+    """Within it, SIGINT and SIGTERM only set `requested` (the signal's number), which
+    the program's loop checks where stopping is safe; a second signal exits at once
+    with 128 + its number, printing again_note on stderr.
+
+    A KeyboardInterrupt raised wherever the signal lands, as Python's default handler
+    does, could land inside TensorFlow's or the standard library's code and be lost
+    or leave it half done; a flag is never lost.
+    """
+    POLL_SECS = 0.1  # how soon sleep notices a request
+
+    def __init__(self, again_note="exiting at once"):
+        self.requested = None
+        self._again_note = again_note
+        self._previous = {}
+
+    def __enter__(self):
+        try:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested is not None:
+            print(f"{datetime.datetime.now()}: {signal.Signals(signum).name} again: {self._again_note}",
+                  file=sys.stderr, flush=True)
+            os._exit(128 + signum)
+        self.requested = signum
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def raise_if_requested(self):
+        """Raise SignalExit for the signal received, if one was."""
+        if self.requested is not None:
+            raise SignalExit(self.requested)
+
+    def sleep(self, seconds):
+        """Sleep for seconds, or less if a signal asks to stop (time.sleep alone goes on
+        sleeping after a handler that does not raise, PEP 475)."""
+        deadline = time.monotonic() + seconds
+        while self.requested is None and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, self.POLL_SECS))
 
 
 def check_writable_dir(path, flag):

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from cifar10 import checkpoints, data, heatmap, startup
-from cifar10.errors import Cifar10Error, SignalExit, check_writable_dir
+from cifar10.errors import Cifar10Error, SignalExit, StopRequests, check_writable_dir
 from cifar10.model import Cifar10Model
 
 PROGRESS_SECS = 10.0  # how often an evaluation that takes long says how far it is
@@ -74,16 +74,19 @@ def evaluate_checkpoint(checkpoint_path, dataset, model, predict):
     return count_predictions(checkpoint_path, checkpoints.restore_averages(model, checkpoint_path), dataset, predict)
 
 
-def count_predictions(checkpoint_path, step, dataset, predict, records=None):
+def count_predictions(checkpoint_path, step, dataset, predict, records=None, stop=None):
     """The EvalResult of predict on dataset (batches of images, labels) for the weights
     of checkpoint_path, already loaded, at step (checkpoint_path None: weights not read
     from a checkpoint, as the trainer's validation counts its moving averages). Given
     the dataset's number of records, an evaluation that takes long prints its progress
-    every PROGRESS_SECS seconds."""
+    every PROGRESS_SECS seconds. Given stop (StopRequests), a signal ends it after the
+    batch in progress, raising SignalExit."""
     confusion = np.zeros([data.NUM_CLASSES, data.NUM_CLASSES], np.int64)
     started = last_said = time.monotonic()
     for images, labels in dataset:
         np.add.at(confusion, (labels.numpy(), predict(images).numpy()), 1)
+        if stop is not None:
+            stop.raise_if_requested()
         now = time.monotonic()
         if records and now - last_said >= PROGRESS_SECS:
             counted = int(confusion.sum())
@@ -120,26 +123,28 @@ def evaluate(config):
     tried = set()  # each checkpoint once, whether it loads or not
     waiting_said = False
     try:
-        while True:
-            # The trainer names a checkpoint in its state file only once it is complete.
-            path, step, skipped = checkpoints.newest_loadable(
-                config.checkpoint_dir, lambda p: checkpoints.restore_averages(model, p), newer_than=evaluated_step,
-                tried=tried, no_newer_than_state=True)
-            checkpoints.say_skipped(skipped)
-            if path is not None:
-                evaluated_step = step
-                result = count_predictions(path, step, dataset, predict, num_examples)
-                report(result, writer, config.views)
-                if config.run_once:
-                    return result
-            elif config.run_once:
-                raise checkpoints.none_loads_error(config.checkpoint_dir, "--checkpoint_dir", skipped)
-            elif evaluated_step < 0 and not waiting_said:
-                print(f"{_now()}: waiting for a checkpoint in --checkpoint_dir={config.checkpoint_dir} (the "
-                      f"trainer's --train_dir), looking every {config.eval_interval_secs:g} s", flush=True)
-                waiting_said = True
-            time.sleep(config.eval_interval_secs)
-    except (KeyboardInterrupt, SignalExit) as e:  # the way to end the waiting loop
+        with StopRequests() as stop:
+            while True:
+                # The trainer names a checkpoint in its state file only once it is complete.
+                path, step, skipped = checkpoints.newest_loadable(
+                    config.checkpoint_dir, lambda p: checkpoints.restore_averages(model, p),
+                    newer_than=evaluated_step, tried=tried, no_newer_than_state=True)
+                checkpoints.say_skipped(skipped)
+                if path is not None:
+                    evaluated_step = step
+                    result = count_predictions(path, step, dataset, predict, num_examples, stop)
+                    report(result, writer, config.views)
+                    if config.run_once:
+                        return result
+                elif config.run_once:
+                    raise checkpoints.none_loads_error(config.checkpoint_dir, "--checkpoint_dir", skipped)
+                elif evaluated_step < 0 and not waiting_said:
+                    print(f"{_now()}: waiting for a checkpoint in --checkpoint_dir={config.checkpoint_dir} (the "
+                          f"trainer's --train_dir), looking every {config.eval_interval_secs:g} s", flush=True)
+                    waiting_said = True
+                stop.sleep(config.eval_interval_secs)
+                stop.raise_if_requested()
+    except (KeyboardInterrupt, SignalExit) as e:  # a signal: the way to end the waiting loop
         print(f"{_now()}: evaluator stopped", flush=True)
         raise SignalExit(getattr(e, "signum", signal.SIGINT)) from e
 

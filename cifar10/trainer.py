@@ -12,7 +12,6 @@ import math
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import time
 
@@ -23,7 +22,7 @@ from cifar10 import checkpoints, data, distillation, distribute, startup, valida
 from cifar10.checkpoints import TrainState
 from cifar10.config import DEFAULT_MAX_STEPS
 from cifar10.distribute import is_chief
-from cifar10.errors import Cifar10Error, SignalExit, check_writable_dir
+from cifar10.errors import Cifar10Error, SignalExit, StopRequests, check_writable_dir
 
 MIN_WARMUP_STEPS = 300
 LOSS_AVERAGE_DECAY = 0.9        # of the loss, for the smoothed TensorBoard curve
@@ -66,7 +65,11 @@ def loop(training):
     at a time, with the log line, summaries and checkpoints as the config asks. Returns
     the final step (see train for what it raises)."""
     config = training.config
-    with training.writer.as_default(), _StopRequests() as stop, training.lost_workers_stop_the_job():
+    # SIGINT and SIGTERM save a checkpoint at the current step, then exit; a second one
+    # exits at once: checkpoints are written under a temporary name and renamed, so the
+    # latest complete one stays the latest.
+    stop_requests = StopRequests(again_note="exiting at once, without saving")
+    with training.writer.as_default(), stop_requests as stop, training.lost_workers_stop_the_job():
         iterator = iter(training.dataset)
         step = int(training.state.step.numpy())
         while step < training.last_step:
@@ -542,36 +545,6 @@ def resume(state, config, dtype, global_batch, chief, new_run_teacher=None):
         checkpoints.forget(train_dir, [p for p, _ in skipped], path)
     state.description.fields = checkpoints.describe(config.recipe, dtype, config.seed, teacher)
     return path
-
-
-class _StopRequests:
-    """Turns SIGINT and SIGTERM into a flag the loop checks, so that the trainer saves a
-    checkpoint at the current step and then exits; a second signal exits at once."""
-
-    def __init__(self):
-        self.requested = None
-        self._previous = {}
-
-    def __enter__(self):
-        try:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        except ValueError:  # not the main thread: leave signals alone
-            pass
-        return self
-
-    def _handle(self, signum, frame):
-        if self.requested is not None:
-            # Checkpoints are written under a temporary name and renamed: the latest
-            # complete one stays the latest.
-            print(f"{_now()}: {signal.Signals(signum).name} again: exiting at once, without saving",
-                  file=sys.stderr, flush=True)
-            os._exit(128 + signum)
-        self.requested = signum
-
-    def __exit__(self, *exc):
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
 
 
 def _check_same_start(strategy, step, train_dir):

@@ -13,7 +13,8 @@ import tensorflow as tf
 
 import cifar10_eval
 import cifar10_train
-from cifar10 import checkpoints, trainer
+from cifar10 import checkpoints, evaluator, trainer
+from cifar10.errors import SignalExit, StopRequests
 from conftest import REPO, logged_steps
 
 KILLS = 8
@@ -107,12 +108,12 @@ def test_a_signal_saves_the_current_step_and_exits_with_128_plus_its_number(stri
     assert "Traceback" not in log
 
 
-def test_a_second_signal_during_the_save_exits_at_once(monkeypatch, capsys):
+def test_a_second_signal_exits_at_once(monkeypatch, capsys):
     exits = []
     monkeypatch.setattr(os, "_exit", exits.append)
-    with trainer._StopRequests() as stop:
+    with StopRequests(again_note="exiting at once, without saving") as stop:
         os.kill(os.getpid(), signal.SIGINT)
-        assert stop.requested == signal.SIGINT and exits == []  # the first one: save, then stop
+        assert stop.requested == signal.SIGINT and exits == []  # the first one: the program's loop stops
         os.kill(os.getpid(), signal.SIGINT)
     assert exits == [128 + signal.SIGINT]
     assert "SIGINT again: exiting at once, without saving" in capsys.readouterr().err
@@ -168,6 +169,31 @@ def test_the_waiting_evaluator_says_once_what_it_waits_for(stripe_data, tmp_path
     assert status == 128 + signal.SIGTERM, log
     assert log.count(f"waiting for a checkpoint in --checkpoint_dir={mistyped} (the trainer's --train_dir)") == 1
     assert "evaluator stopped" in log and "Traceback" not in log
+
+
+def test_a_signal_ends_the_evaluator_at_once_however_long_its_interval(stripe_data, tmp_path):
+    evaluator = start("cifar10_eval.py", tmp_path / "eval.log", f"--checkpoint_dir={tmp_path / 'train'}",
+                      f"--eval_dir={tmp_path / 'eval'}", "--eval_interval_secs=3600", f"--data_dir={stripe_data}")
+    wait_for(tmp_path / "eval.log", "waiting for a checkpoint")
+    evaluator.send_signal(signal.SIGINT)
+    status, log = finish(evaluator, timeout=60)  # not after the hour's sleep
+    assert status == 128 + signal.SIGINT and "evaluator stopped" in log, log
+    assert "Traceback" not in log
+
+
+def test_a_signal_ends_an_evaluation_after_the_batch_in_progress():
+    predicted_batches = []
+
+    def predict_and_signal_at_the_second_batch(images):
+        predicted_batches.append(images)
+        if len(predicted_batches) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return tf.zeros([images.shape[0]], tf.int32)
+
+    dataset = tf.data.Dataset.from_tensor_slices((tf.zeros([10, 24, 24, 3]), tf.zeros([10], tf.int32))).batch(2)
+    with StopRequests() as stop, pytest.raises(SignalExit) as stopped:
+        evaluator.count_predictions(None, 0, dataset, predict_and_signal_at_the_second_batch, stop=stop)
+    assert stopped.value.signum == signal.SIGINT and len(predicted_batches) == 2
 
 
 def test_a_checkpoint_pruned_between_listing_and_loading_is_skipped(capsys, monkeypatch, stripe_data, tmp_path):
