@@ -20,11 +20,26 @@ from conftest import REPO, logged_steps
 KILLS = 8
 
 
+_started = []  # the processes of the test that runs
+
+
+@pytest.fixture(autouse=True)
+def no_process_outlives_its_test():
+    """Kill what a test started and left running, as one that failed half-way would."""
+    yield
+    while _started:
+        process = _started.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def start(script, log_path, *flags):
     log = open(log_path, "w")
     process = subprocess.Popen([sys.executable, str(REPO / script), *flags], stdout=log, stderr=subprocess.STDOUT,
                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
     process.log = log
+    _started.append(process)
     return process
 
 
