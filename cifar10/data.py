@@ -295,7 +295,10 @@ def distort_images(images, cutout=0, seed=None):
 
     Per image: a random 24x24 crop, a random left-right flip, a random brightness
     shift in [-63, 63), a random contrast factor in [0.2, 1.8), then per-image
-    standardization (zero mean, unit variance), as the original tutorial. With
+    standardization (zero mean, unit variance), as the original tutorial. As there, the
+    standardization undoes the brightness shift, a constant added to the whole image
+    that the mean takes away (to float32 rounding, tests/test_data.py); kept to be the
+    tutorial's pipeline, it changes nothing the network sees. With
     cutout > 0, a cutout x cutout square at a random centre (clipped at the borders) is
     then set to 0, the image's mean (DeVries and Taylor, 2017).
 

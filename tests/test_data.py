@@ -61,6 +61,17 @@ def test_distortion_crops_flips_and_varies_per_image():
     assert len(windows) > 20  # many different crops and flips
 
 
+def test_the_standardization_undoes_the_brightness_shift_but_not_the_contrast(monkeypatch):
+    # As in the original tutorial: the image's mean, subtracted, takes the shift with it.
+    images = tf.constant(np.random.default_rng(5).integers(0, 256, size=[64, 32, 32, 3], dtype=np.uint8))
+    seed = tf.constant([1, 2])
+    tutorial = data.distort_images(images, seed=seed).numpy()
+    monkeypatch.setattr(data, "MAX_BRIGHTNESS_DELTA", 0.0)
+    np.testing.assert_allclose(data.distort_images(images, seed=seed).numpy(), tutorial, atol=1e-4)
+    monkeypatch.setattr(data, "CONTRAST_RANGE", (1.0, 1.0))
+    assert np.abs(data.distort_images(images, seed=seed).numpy() - tutorial).max() > 0.1
+
+
 def test_cutout_blanks_one_square_per_image_clipped_at_the_borders():
     rng = np.random.default_rng(4)
     images = rng.integers(1, 256, size=[300, 32, 32, 3], dtype=np.uint8)
