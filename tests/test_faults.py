@@ -13,8 +13,9 @@ import tensorflow as tf
 
 import cifar10_eval
 import cifar10_train
-from cifar10 import checkpoints, evaluator, trainer
+from cifar10 import checkpoints, trainer
 from cifar10.errors import SignalExit, StopRequests
+from cifar10.evaluator import count_predictions
 from conftest import REPO, logged_steps
 
 KILLS = 8
@@ -207,7 +208,7 @@ def test_a_signal_ends_an_evaluation_after_the_batch_in_progress():
 
     dataset = tf.data.Dataset.from_tensor_slices((tf.zeros([10, 24, 24, 3]), tf.zeros([10], tf.int32))).batch(2)
     with StopRequests() as stop, pytest.raises(SignalExit) as stopped:
-        evaluator.count_predictions(None, 0, dataset, predict_and_signal_at_the_second_batch, stop=stop)
+        count_predictions(None, 0, dataset, predict_and_signal_at_the_second_batch, stop=stop)
     assert stopped.value.signum == signal.SIGINT and len(predicted_batches) == 2
 
 
