@@ -57,6 +57,7 @@ class Recipe:
     label_smoothing: float = 0.0    # weight of the uniform distribution in the targets
     cutout: int = 0                 # side in pixels of a square blanked in each training image
     mixup: float = 0.0              # alpha of mixup's Beta(alpha, alpha) mixing weight; 0: none
+    random_contrast: bool = True    # the tutorial's random contrast factor for each training image
     num_epochs_per_decay: float = 350.0     # epochs between two decays of the tutorial schedule
     learning_rate_decay_factor: float = 0.1  # what each of them multiplies the learning rate by
     # Of the weights, which the evaluator reads: each step moves the averages by
@@ -223,6 +224,9 @@ class TrainConfig:
     mixup: float = setting(None, "Mixup: train on each batch blended with itself in another order, the targets "
                                  "alike, by a weight drawn from Beta(alpha, alpha) for each batch; this alpha, 0 for "
                                  "none (default: the recipe's).")
+    random_contrast: bool = setting(None, "The tutorial's random contrast: each training image's deviations from "
+                                          "its channels' means multiplied by a random factor; false: none (default: "
+                                          "the recipe's, true).")
     num_epochs_per_decay: float = setting(None, "--recipe=tutorial only: epochs between two decays of the learning "
                                                 "rate (default: the recipe's, 350).")
     learning_rate_decay_factor: float = setting(None, "--recipe=tutorial only: what each decay multiplies the "

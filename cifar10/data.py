@@ -290,7 +290,7 @@ def training_records(filenames, validation_records=0):
     return total - validation_records
 
 
-def distort_images(images, cutout=0, seed=None):
+def distort_images(images, cutout=0, seed=None, random_contrast=True):
     """Training augmentation of a batch: uint8 [B, 32, 32, 3] -> float32 [B, 24, 24, 3].
 
     Per image: a random 24x24 crop, a random left-right flip, a random brightness
@@ -298,7 +298,8 @@ def distort_images(images, cutout=0, seed=None):
     standardization (zero mean, unit variance), as the original tutorial. As there, the
     standardization undoes the brightness shift, a constant added to the whole image
     that the mean takes away (to float32 rounding, tests/test_data.py); kept to be the
-    tutorial's pipeline, it changes nothing the network sees. With
+    tutorial's pipeline, it changes nothing the network sees. random_contrast False
+    leaves the contrast out (every other draw stays the same for the same seed). With
     cutout > 0, a cutout x cutout square at a random centre (clipped at the borders) is
     then set to 0, the image's mean (DeVries and Taylor, 2017).
 
@@ -321,9 +322,10 @@ def distort_images(images, cutout=0, seed=None):
     images = tf.cast(tf.where(flip, tf.reverse(images, axis=[2]), images), tf.float32)
     images += tf.random.stateless_uniform([batch, 1, 1, 1], brightness_seed, -MAX_BRIGHTNESS_DELTA,
                                           MAX_BRIGHTNESS_DELTA)
-    channel_means = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
-    contrast = tf.random.stateless_uniform([batch, 1, 1, 1], contrast_seed, *CONTRAST_RANGE)
-    images = (images - channel_means) * contrast + channel_means
+    if random_contrast:
+        channel_means = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
+        contrast = tf.random.stateless_uniform([batch, 1, 1, 1], contrast_seed, *CONTRAST_RANGE)
+        images = (images - channel_means) * contrast + channel_means
     images = tf.image.per_image_standardization(images)
     if cutout:
         starts = tf.random.stateless_uniform([batch, 2], cutout_seed, 0, CROPPED_SIZE, dtype=tf.int32) - cutout // 2
@@ -355,9 +357,9 @@ def crop_and_standardize(images):
 
 
 def training_dataset(filenames, batch_size, input_context=None, cutout=0, validation_records=0, seed=None,
-                     mixup=0.0, teacher=None, distillation=0.0):
+                     mixup=0.0, teacher=None, distillation=0.0, random_contrast=True):
     """Endless shuffled, augmented batches from checked files: (float32 [B, 24, 24, 3],
-    int32 labels [B]), with distort_images's cutout. With a teacher (float32 [records
+    int32 labels [B]), with distort_images's cutout and random_contrast. With a teacher (float32 [records
     read, 10], a row for each record in file order: distillation.teacher_probabilities),
     the labels become float32 targets [B, 10]: (1 - distillation) x the label's one-hot
     vector + distillation x the record's row. With mixup (alpha) > 0, mixed by mix_batch
@@ -391,7 +393,7 @@ def training_dataset(filenames, batch_size, input_context=None, cutout=0, valida
     batch_seeds = tf.data.Dataset.random(seed=augmentation_seed).batch(2)  # int64 [2] for each batch
 
     def augment(batch, batch_seed):
-        images, labels = distort_images(batch[0], cutout, batch_seed), batch[1]
+        images, labels = distort_images(batch[0], cutout, batch_seed, random_contrast), batch[1]
         if teacher is not None:
             labels = ((1.0 - distillation) * tf.one_hot(labels, NUM_CLASSES)
                       + distillation * tf.gather(teacher, batch[2]))

@@ -72,6 +72,16 @@ def test_the_standardization_undoes_the_brightness_shift_but_not_the_contrast(mo
     assert np.abs(data.distort_images(images, seed=seed).numpy() - tutorial).max() > 0.1
 
 
+def test_random_contrast_false_leaves_the_contrast_out_and_every_other_draw_as_it_was(monkeypatch):
+    images = tf.constant(np.random.default_rng(6).integers(0, 256, size=[64, 32, 32, 3], dtype=np.uint8))
+    seed = tf.constant([3, 4])
+    tutorial = data.distort_images(images, seed=seed, cutout=8).numpy()
+    without = data.distort_images(images, seed=seed, cutout=8, random_contrast=False).numpy()
+    assert np.abs(without - tutorial).max() > 0.1
+    monkeypatch.setattr(data, "CONTRAST_RANGE", (1.0, 1.0))  # the same crops, flips and squares, a factor of 1
+    np.testing.assert_allclose(without, data.distort_images(images, seed=seed, cutout=8).numpy(), atol=1e-5)
+
+
 def test_cutout_blanks_one_square_per_image_clipped_at_the_borders():
     rng = np.random.default_rng(4)
     images = rng.integers(1, 256, size=[300, 32, 32, 3], dtype=np.uint8)
