@@ -359,13 +359,14 @@ def crop_and_standardize(images):
 def training_dataset(filenames, batch_size, input_context=None, cutout=0, validation_records=0, seed=None,
                      mixup=0.0, teacher=None, distillation=0.0, random_contrast=True):
     """Endless shuffled, augmented batches from checked files: (float32 [B, 24, 24, 3],
-    int32 labels [B]), with distort_images's cutout and random_contrast. With a teacher (float32 [records
-    read, 10], a row for each record in file order: distillation.teacher_probabilities),
-    the labels become float32 targets [B, 10]: (1 - distillation) x the label's one-hot
-    vector + distillation x the record's row. With mixup (alpha) > 0, mixed by mix_batch
-    into (images, float32 targets [B, 10]). The last validation_records records of the
-    files (in file order) are held out: never read (see validation_dataset). With an
-    input_context (tf.distribute), reads this pipeline's shard of the others.
+    int32 labels [B]), with distort_images's cutout and random_contrast. With a teacher
+    (float32 [records read, 10], a row for each record in file order:
+    distillation.teacher_probabilities), the labels become float32 targets [B, 10]:
+    (1 - distillation) x the label's one-hot vector + distillation x the record's row.
+    With mixup (alpha) > 0, mixed by mix_batch into (images, float32 targets [B, 10]).
+    The last validation_records records of the files (in file order) are held out:
+    never read (see validation_dataset). With an input_context (tf.distribute), reads
+    this pipeline's shard of the others.
 
     seed: None for another order and augmentation each time; or a sequence of ints 0 or
     more (the trainer's: --seed, and the step it starts at), the same sequence giving the
