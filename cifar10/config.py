@@ -11,7 +11,7 @@ import math
 import os
 
 from cifar10.errors import Cifar10Error, check_folder_flag
-from cifar10.shapes import CROPPED_SIZE
+from cifar10.shapes import CROPPED_SIZE, IMAGE_SIZE, MAX_CROP_SHIFT
 
 DEFAULT_DATA_DIR = "/tmp/cifar10_data"
 DEFAULT_TRAIN_DIR = "/tmp/cifar10_train"
@@ -58,6 +58,7 @@ class Recipe:
     cutout: int = 0                 # side in pixels of a square blanked in each training image
     mixup: float = 0.0              # alpha of mixup's Beta(alpha, alpha) mixing weight; 0: none
     random_contrast: bool = True    # the tutorial's random contrast factor for each training image
+    crop_shift: int = MAX_CROP_SHIFT  # pixels a training crop can lie from the centre, across and down
     num_epochs_per_decay: float = 350.0     # epochs between two decays of the tutorial schedule
     learning_rate_decay_factor: float = 0.1  # what each of them multiplies the learning rate by
     # Of the weights, which the evaluator reads: each step moves the averages by
@@ -155,6 +156,9 @@ def _check_recipe(recipe):
     check("cutout", 0 <= recipe.cutout <= CROPPED_SIZE,
           f"it must be 0 (none) to {CROPPED_SIZE}, the side of the image that the network sees")
     check("mixup", 0 <= recipe.mixup < math.inf, "it must be 0 (none) or more, and finite")
+    check("crop_shift", 0 <= recipe.crop_shift <= MAX_CROP_SHIFT,
+          f"it must be 0 (the central crop) to {MAX_CROP_SHIFT} (any {CROPPED_SIZE}x{CROPPED_SIZE} crop of the "
+          f"{IMAGE_SIZE}x{IMAGE_SIZE} image)")
     check("num_epochs_per_decay", 0 < recipe.num_epochs_per_decay < math.inf, "it must be a positive finite number")
     check("learning_rate_decay_factor", 0 < recipe.learning_rate_decay_factor <= 1,
           "it must be above 0 and at most 1 (no decay)")
@@ -227,6 +231,11 @@ class TrainConfig:
     random_contrast: bool = setting(None, "The tutorial's random contrast: each training image's deviations from "
                                           "its channels' means multiplied by a random factor; false: none (default: "
                                           "the recipe's, true).")
+    crop_shift: int = setting(None, f"Pixels (0 to {MAX_CROP_SHIFT}) by which each random {CROPPED_SIZE}x"
+                                    f"{CROPPED_SIZE} training crop can lie from the image's centre, across and "
+                                    f"down; {MAX_CROP_SHIFT}, the tutorial's: any crop of the {IMAGE_SIZE}x"
+                                    f"{IMAGE_SIZE} image; 0: always the central one (default: the recipe's, "
+                                    f"{MAX_CROP_SHIFT}).")
     num_epochs_per_decay: float = setting(None, "--recipe=tutorial only: epochs between two decays of the learning "
                                                 "rate (default: the recipe's, 350).")
     learning_rate_decay_factor: float = setting(None, "--recipe=tutorial only: what each decay multiplies the "

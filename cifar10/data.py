@@ -28,7 +28,7 @@ import tensorflow as tf
 from cifar10.config import DATA_URL
 from cifar10.errors import Cifar10Error, check_writable_dir
 # The shapes and class names, importable from here too (data.NUM_CLASSES, ...).
-from cifar10.shapes import CLASS_NAMES, CROPPED_SIZE, DEPTH, IMAGE_SIZE, NUM_CLASSES  # noqa: F401
+from cifar10.shapes import CLASS_NAMES, CROPPED_SIZE, DEPTH, IMAGE_SIZE, MAX_CROP_SHIFT, NUM_CLASSES  # noqa: F401
 
 ARCHIVE_NAME = "cifar-10-binary.tar.gz"
 ARCHIVE_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
@@ -290,10 +290,11 @@ def training_records(filenames, validation_records=0):
     return total - validation_records
 
 
-def distort_images(images, cutout=0, seed=None, random_contrast=True):
+def distort_images(images, cutout=0, seed=None, random_contrast=True, crop_shift=MAX_CROP_SHIFT):
     """Training augmentation of a batch: uint8 [B, 32, 32, 3] -> float32 [B, 24, 24, 3].
 
-    Per image: a random 24x24 crop, a random left-right flip, a random brightness
+    Per image: a random 24x24 crop (at most crop_shift pixels from the central crop,
+    across and down: the tutorial's 4, any crop), a random left-right flip, a random brightness
     shift in [-63, 63), a random contrast factor in [0.2, 1.8), then per-image
     standardization (zero mean, unit variance), as the original tutorial. As there, the
     standardization undoes the brightness shift, a constant added to the whole image
@@ -312,8 +313,8 @@ def distort_images(images, cutout=0, seed=None, random_contrast=True):
     # Stateless draws: a parallel map runs them in any order, and still deterministically.
     corners_seed, flip_seed, brightness_seed, contrast_seed, cutout_seed = tf.unstack(
         tf.random.experimental.stateless_split(seed, num=5))
-    corners = tf.random.stateless_uniform([batch, 2], corners_seed, 0, IMAGE_SIZE - CROPPED_SIZE + 1,
-                                          dtype=tf.int32)
+    corners = MAX_CROP_SHIFT - crop_shift + tf.random.stateless_uniform(
+        [batch, 2], corners_seed, 0, 2 * crop_shift + 1, dtype=tf.int32)
     rows = corners[:, :1] + tf.range(CROPPED_SIZE)
     cols = corners[:, 1:] + tf.range(CROPPED_SIZE)
     images = tf.gather(images, rows, axis=1, batch_dims=1)
@@ -357,9 +358,9 @@ def crop_and_standardize(images):
 
 
 def training_dataset(filenames, batch_size, input_context=None, cutout=0, validation_records=0, seed=None,
-                     mixup=0.0, teacher=None, distillation=0.0, random_contrast=True):
+                     mixup=0.0, teacher=None, distillation=0.0, random_contrast=True, crop_shift=MAX_CROP_SHIFT):
     """Endless shuffled, augmented batches from checked files: (float32 [B, 24, 24, 3],
-    int32 labels [B]), with distort_images's cutout and random_contrast. With a teacher
+    int32 labels [B]), with distort_images's cutout, random_contrast and crop_shift. With a teacher
     (float32 [records read, 10], a row for each record in file order:
     distillation.teacher_probabilities), the labels become float32 targets [B, 10]:
     (1 - distillation) x the label's one-hot vector + distillation x the record's row.
@@ -394,7 +395,7 @@ def training_dataset(filenames, batch_size, input_context=None, cutout=0, valida
     batch_seeds = tf.data.Dataset.random(seed=augmentation_seed).batch(2)  # int64 [2] for each batch
 
     def augment(batch, batch_seed):
-        images, labels = distort_images(batch[0], cutout, batch_seed, random_contrast), batch[1]
+        images, labels = distort_images(batch[0], cutout, batch_seed, random_contrast, crop_shift), batch[1]
         if teacher is not None:
             labels = ((1.0 - distillation) * tf.one_hot(labels, NUM_CLASSES)
                       + distillation * tf.gather(teacher, batch[2]))
@@ -415,7 +416,7 @@ def evaluation_views(images, views):
     (one of config.EVAL_VIEW_COUNTS, which EvalConfig checks): 1, the central crop; 2, it
     and its mirror image; 10, the central and the four corner crops, and the mirror image
     of each."""
-    margin, far = (IMAGE_SIZE - CROPPED_SIZE) // 2, IMAGE_SIZE - CROPPED_SIZE
+    margin, far = MAX_CROP_SHIFT, IMAGE_SIZE - CROPPED_SIZE
     corners = [(margin, margin)] + ([(0, 0), (0, far), (far, 0), (far, far)] if views == 10 else [])
     crops = [images[:, row:row + CROPPED_SIZE, col:col + CROPPED_SIZE, :] for row, col in corners]
     if views > 1:

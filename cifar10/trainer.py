@@ -476,7 +476,7 @@ def build(config, strategy):
         lambda context: data.training_dataset(filenames, config.batch_size, context, recipe.cutout, seed=data_seed,
                                               validation_records=config.validation_records, mixup=recipe.mixup,
                                               teacher=teacher, distillation=recipe.distillation,
-                                              random_contrast=recipe.random_contrast))
+                                              random_contrast=recipe.random_contrast, crop_shift=recipe.crop_shift))
     # Non-chief workers must take part in every save, but into a private folder.
     write_dir = config.train_dir if chief else tempfile.mkdtemp(prefix="cifar10_worker_")
     validator = (validation.Validator(config, state, filenames, num_records, global_batch, write_dir, chief)

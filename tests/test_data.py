@@ -82,6 +82,30 @@ def test_random_contrast_false_leaves_the_contrast_out_and_every_other_draw_as_i
     np.testing.assert_allclose(without, data.distort_images(images, seed=seed, cutout=8).numpy(), atol=1e-5)
 
 
+def crop_offsets(images, distorted):
+    """For each distorted image (random contrast left out), the (row, column) of the
+    32x32 image's 24x24 crop that it is, mirrored or not."""
+    offsets = []
+    for image, out in zip(images, distorted):
+        found = [(row, col) for row in range(9) for col in range(9) for crop in
+                 [image[row:row + 24, col:col + 24].astype(np.float32)] for view in (crop, crop[:, ::-1])
+                 if np.allclose((view - view.mean()) / view.std(), out, atol=1e-3)]
+        assert len(found) == 1
+        offsets.append(found[0])
+    return np.array(offsets)
+
+
+@pytest.mark.parametrize("crop_shift", [0, 2, 4])
+def test_training_crops_lie_at_most_crop_shift_pixels_from_the_centre(crop_shift):
+    images = np.random.default_rng(7).integers(0, 256, size=[200, 32, 32, 3], dtype=np.uint8)
+    distorted = data.distort_images(tf.constant(images), seed=tf.constant([1, 2]), random_contrast=False,
+                                    crop_shift=crop_shift).numpy()
+    offsets = crop_offsets(images, distorted)
+    # Every offset of the range, across and down, and none outside it.
+    for axis in (0, 1):
+        assert set(offsets[:, axis]) == set(range(4 - crop_shift, 4 + crop_shift + 1))
+
+
 def test_cutout_blanks_one_square_per_image_clipped_at_the_borders():
     rng = np.random.default_rng(4)
     images = rng.integers(1, 256, size=[300, 32, 32, 3], dtype=np.uint8)

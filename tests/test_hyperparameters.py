@@ -61,6 +61,8 @@ def test_the_tutorial_staircase_takes_its_decay_from_the_flags():
     (["--label_smoothing=1"], "--label_smoothing=1: it must be at least 0 (none) and below 1."),
     (["--cutout=25"], "--cutout=25: it must be 0 (none) to 24"),
     (["--mixup=-1"], "--mixup=-1: it must be 0 (none) or more, and finite."),
+    (["--crop_shift=5"], "--crop_shift=5: it must be 0 (the central crop) to 4 (any 24x24 crop of the 32x32 "
+                         "image)."),
     (["--conv_weight_decay=-0.1"], "--conv_weight_decay=-0.1: it must be 0 (none) or more, and finite."),
     (["--num_epochs_per_decay=0"], "--num_epochs_per_decay=0: it must be a positive finite number."),
     (["--learning_rate_decay_factor=1.5"], "--learning_rate_decay_factor=1.5: it must be above 0 and at most 1"),
@@ -98,6 +100,15 @@ def test_a_run_without_the_random_contrast_trains_and_records_it(capsys, stripe_
     state = checkpoints.TrainState()
     state.restore(tf.train.latest_checkpoint(str(train_dir)))
     assert state.description.fields["recipe_values"]["random_contrast"] is False and int(state.step) == 2
+
+
+def test_a_run_with_a_smaller_crop_shift_trains_and_records_it(capsys, stripe_data, tmp_path):
+    train_dir = tmp_path / "train"
+    out = train(capsys, stripe_data, train_dir, "--crop_shift=2", "--batch_size=10", "--max_steps=2")
+    assert "(tutorial recipe with --crop_shift=2, " in out
+    state = checkpoints.TrainState()
+    state.restore(tf.train.latest_checkpoint(str(train_dir)))
+    assert state.description.fields["recipe_values"]["crop_shift"] == 2 and int(state.step) == 2
 
 
 def test_a_run_with_swa_ends_on_the_mean_of_its_last_weights_and_records_it(capsys, monkeypatch, stripe_data,
