@@ -293,16 +293,17 @@ def training_records(filenames, validation_records=0):
 def distort_images(images, cutout=0, seed=None, random_contrast=True, crop_shift=MAX_CROP_SHIFT):
     """Training augmentation of a batch: uint8 [B, 32, 32, 3] -> float32 [B, 24, 24, 3].
 
-    Per image: a random 24x24 crop (at most crop_shift pixels from the central crop,
-    across and down: the tutorial's 4, any crop), a random left-right flip, a random brightness
-    shift in [-63, 63), a random contrast factor in [0.2, 1.8), then per-image
+    Per image: a random 24x24 crop, a random left-right flip, a random brightness shift
+    in [-63, 63), a random contrast factor in [0.2, 1.8), then per-image
     standardization (zero mean, unit variance), as the original tutorial. As there, the
     standardization undoes the brightness shift, a constant added to the whole image
     that the mean takes away (to float32 rounding, tests/test_data.py); kept to be the
-    tutorial's pipeline, it changes nothing the network sees. random_contrast False
-    leaves the contrast out (every other draw stays the same for the same seed). With
-    cutout > 0, a cutout x cutout square at a random centre (clipped at the borders) is
-    then set to 0, the image's mean (DeVries and Taylor, 2017).
+    tutorial's pipeline, it changes nothing the network sees. The crop lies at most
+    crop_shift pixels from the central crop, across and down (the tutorial's 4: any
+    crop; 0: the central one). random_contrast False leaves the contrast out. Either
+    leaves every other draw as it was for the same seed. With cutout > 0, a cutout x
+    cutout square at a random centre (clipped at the borders) is then set to 0, the
+    image's mean (DeVries and Taylor, 2017).
 
     seed: int [2], from which every random number of the batch is drawn (the same seed,
     the same augmentation); None, a random one.
@@ -360,8 +361,8 @@ def crop_and_standardize(images):
 def training_dataset(filenames, batch_size, input_context=None, cutout=0, validation_records=0, seed=None,
                      mixup=0.0, teacher=None, distillation=0.0, random_contrast=True, crop_shift=MAX_CROP_SHIFT):
     """Endless shuffled, augmented batches from checked files: (float32 [B, 24, 24, 3],
-    int32 labels [B]), with distort_images's cutout, random_contrast and crop_shift. With a teacher
-    (float32 [records read, 10], a row for each record in file order:
+    int32 labels [B]), with distort_images's cutout, random_contrast and crop_shift.
+    With a teacher (float32 [records read, 10], a row for each record in file order:
     distillation.teacher_probabilities), the labels become float32 targets [B, 10]:
     (1 - distillation) x the label's one-hot vector + distillation x the record's row.
     With mixup (alpha) > 0, mixed by mix_batch into (images, float32 targets [B, 10]).
