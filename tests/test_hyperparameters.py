@@ -93,22 +93,15 @@ def test_a_run_with_mixup_trains_summarizes_and_records_it(capsys, stripe_data, 
     assert state.description.fields["recipe_values"]["mixup"] == 0.4 and int(state.step) == 2
 
 
-def test_a_run_without_the_random_contrast_trains_and_records_it(capsys, stripe_data, tmp_path):
+@pytest.mark.parametrize("flag, text, value", [("random_contrast", "false", False), ("crop_shift", "2", 2)])
+def test_a_run_with_an_augmentation_flag_trains_and_records_it(capsys, stripe_data, tmp_path, flag, text, value):
     train_dir = tmp_path / "train"
-    out = train(capsys, stripe_data, train_dir, "--random_contrast=false", "--batch_size=10", "--max_steps=2")
-    assert "(tutorial recipe with --random_contrast=false, " in out
+    out = train(capsys, stripe_data, train_dir, f"--{flag}={text}", "--batch_size=10", "--max_steps=2")
+    assert f"(tutorial recipe with --{flag}={text}, " in out
     state = checkpoints.TrainState()
     state.restore(tf.train.latest_checkpoint(str(train_dir)))
-    assert state.description.fields["recipe_values"]["random_contrast"] is False and int(state.step) == 2
-
-
-def test_a_run_with_a_smaller_crop_shift_trains_and_records_it(capsys, stripe_data, tmp_path):
-    train_dir = tmp_path / "train"
-    out = train(capsys, stripe_data, train_dir, "--crop_shift=2", "--batch_size=10", "--max_steps=2")
-    assert "(tutorial recipe with --crop_shift=2, " in out
-    state = checkpoints.TrainState()
-    state.restore(tf.train.latest_checkpoint(str(train_dir)))
-    assert state.description.fields["recipe_values"]["crop_shift"] == 2 and int(state.step) == 2
+    recorded = state.description.fields["recipe_values"][flag]
+    assert recorded == value and type(recorded) is type(value) and int(state.step) == 2
 
 
 def test_a_run_with_swa_ends_on_the_mean_of_its_last_weights_and_records_it(capsys, monkeypatch, stripe_data,
