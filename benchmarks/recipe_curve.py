@@ -4,13 +4,15 @@
     python -m benchmarks.recipe_curve --data_dir=/tmp/cifar10_data --recipe=fast --seeds=3 \\
         --save_checkpoint_steps=3125
 
-Runs cifar10_train.py (in --train_dir, which must be new or empty) as it is, copies each
-checkpoint it writes (every --save_checkpoint_secs and/or --save_checkpoint_steps) aside,
-and when training ends evaluates every copy on test_batch.bin, so that the evaluations
-take nothing from the training run. Prints, and writes to <train_dir>/curve.tsv, minutes
-since the trainer started, step, epoch and precision @ 1 of the central crop
-(cifar10_eval.py's default) and of 10 views (--views=10), and draws both against minutes
-in <train_dir>/curve.png. Extra flags go to cifar10_train.py.
+Extracts the data into --data_dir first if it is not there yet, as the trainer does
+(downloading the archive unless --data_dir holds it). Then runs cifar10_train.py (in
+--train_dir, which must be new or empty) as it is, copies each checkpoint it writes
+(every --save_checkpoint_secs and/or --save_checkpoint_steps) aside, and when training
+ends evaluates every copy on test_batch.bin, so that the evaluations take nothing from
+the training run. Prints, and writes to <train_dir>/curve.tsv, minutes since the trainer
+started, step, epoch and precision @ 1 of the central crop (cifar10_eval.py's default)
+and of 10 views (--views=10), and draws both against minutes in <train_dir>/curve.png.
+Extra flags go to cifar10_train.py.
 
 --seeds=N (N > 1) trains N runs one after the other, run k (0 to N - 1) with --seed=k in
 <train_dir>/seed_<k>, each evaluated when it ends and with its own curve.tsv and
@@ -41,6 +43,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from cifar10 import checkpoints, data, evaluator  # noqa: E402
 from cifar10.config import TrainConfig  # noqa: E402
+from cifar10.errors import Cifar10Error  # noqa: E402
 from cifar10.model import Cifar10Model  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -198,6 +201,11 @@ def main():
     problem = refusal(args, trainer_flags)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
+        return 1
+    try:  # as the trainer would, before this script reads the test records
+        data.maybe_download_and_extract(args.data_dir)
+    except Cifar10Error as error:
+        print(f"error: {error}", file=sys.stderr)
         return 1
 
     test_files = data.data_files(args.data_dir, "test")

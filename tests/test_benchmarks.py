@@ -1,15 +1,17 @@
 """The benchmark scripts keep the project's rules: they never delete what they did not write,
-and leave no scratch files behind; recipe_curve's --seeds and picture."""
+and leave no scratch files behind; recipe_curve's data, --seeds and picture."""
 import dataclasses
 import os
 import re
 import struct
 import subprocess
 import sys
+import tarfile
 
 import numpy as np
 
 from benchmarks import recipe_curve
+from cifar10 import data
 from conftest import REPO, write_stripe_data
 
 
@@ -23,6 +25,31 @@ def test_recipe_curve_refuses_a_folder_that_is_not_empty(stripe_data, tmp_path):
     assert f"error: --train_dir={train_dir} is not empty" in result.stderr and "Traceback" not in result.stderr
     assert [p.name for p in train_dir.iterdir()] == ["model.ckpt-100.index"]
     assert (train_dir / "model.ckpt-100.index").read_bytes() == b"precious"
+
+
+def test_recipe_curve_extracts_the_archive_in_data_dir_as_the_trainer_does(tmp_path):
+    stripes = write_stripe_data(tmp_path / "stripes", test_records=50)
+    data_dir = tmp_path / "data"  # holds the archive alone, as after a manual download
+    data_dir.mkdir()
+    with tarfile.open(data_dir / data.ARCHIVE_NAME, "w:gz") as archive:
+        archive.add(os.path.join(stripes, data.BATCHES_DIR), arcname=data.BATCHES_DIR)
+    result = subprocess.run([sys.executable, "-m", "benchmarks.recipe_curve", f"--data_dir={data_dir}",
+                             f"--train_dir={tmp_path / 'curve'}", "--recipe=tutorial", "--max_steps=10",
+                             "--save_checkpoint_steps=10", "--save_summaries_steps=0", "--batch_size=32"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(os.listdir(data_dir)) == [data.BATCHES_DIR, data.ARCHIVE_NAME]
+    np.testing.assert_array_equal(tsv_rows(result.stdout.splitlines(), 5)[:, 1], [10])
+
+
+def test_recipe_curve_names_a_damaged_archive_in_one_paragraph_and_trains_nothing(tmp_path):
+    (tmp_path / data.ARCHIVE_NAME).write_bytes(b"not a gzip stream")
+    train_dir = tmp_path / "curve"
+    result = subprocess.run([sys.executable, "-m", "benchmarks.recipe_curve", f"--data_dir={tmp_path}",
+                             f"--train_dir={train_dir}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert f"error: {tmp_path / data.ARCHIVE_NAME} is not a valid gzip tar archive" in result.stderr
+    assert "Traceback" not in result.stderr and not train_dir.exists()
 
 
 def tsv_rows(lines, fields):
