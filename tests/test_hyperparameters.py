@@ -9,7 +9,7 @@ import cifar10_train
 from cifar10 import checkpoints, config, trainer
 from cifar10.config import TrainConfig
 from conftest import run, train
-from test_resume import SHORT_RECIPE, folder_digest, train_quietly
+from test_resume import TINY_RECIPE, folder_digest, train_quietly
 
 # 0.6 epochs of the 500 stripe records at 50 a step: the run ends at step 6.
 OVERRIDES = ("--epochs=0.6", "--warmup_epochs=0.1", "--learning_rate=0.05", "--nesterov")
@@ -17,28 +17,28 @@ OVERRIDE_FLAGS = "--epochs=0.6 --learning_rate=0.05 --nesterov=true --warmup_epo
 
 
 def test_flags_override_the_recipe_and_a_run_resumes_only_with_them(capsys, monkeypatch, stripe_data, tmp_path):
-    monkeypatch.setitem(config.RECIPES, "short", SHORT_RECIPE)
+    monkeypatch.setitem(config.RECIPES, "tiny", TINY_RECIPE)
     train_dir = tmp_path / "train"
-    out = train_quietly(capsys, stripe_data, train_dir, "--recipe=short", *OVERRIDES, "--batch_size=50")
-    assert f"starting at step 0 of 6 (short recipe with {OVERRIDE_FLAGS}, " in out
+    out = train_quietly(capsys, stripe_data, train_dir, "--recipe=tiny", *OVERRIDES, "--batch_size=50")
+    assert f"starting at step 0 of 6 (tiny recipe with {OVERRIDE_FLAGS}, " in out
     state = checkpoints.TrainState()
     state.restore(tf.train.latest_checkpoint(str(train_dir)))
     values = state.description.fields["recipe_values"]
     assert (values["epochs"], values["warmup_epochs"], values["learning_rate"], values["nesterov"]) == \
         (0.6, 0.1, 0.05, True)
-    assert values["momentum"] == SHORT_RECIPE.momentum  # not overridden: the recipe's own
+    assert values["momentum"] == TINY_RECIPE.momentum  # not overridden: the recipe's own
 
     before = folder_digest(train_dir)
     status, out, err = run(capsys, cifar10_train.main, f"--data_dir={stripe_data}", f"--train_dir={train_dir}",
-                           "--recipe=short", "--learning_rate=0.05", "--batch_size=50")
+                           "--recipe=tiny", "--learning_rate=0.05", "--batch_size=50")
     assert status == 1 and "Traceback" not in err
-    assert f"was trained with --recipe=short {OVERRIDE_FLAGS}, and this run's recipe differs (epochs: 0.6 -> 4; " \
+    assert f"was trained with --recipe=tiny {OVERRIDE_FLAGS}, and this run's recipe differs (epochs: 0.6 -> 4; " \
            "nesterov: True -> False; warmup_epochs: 0.1 -> 1)" in err
-    assert f"pass --recipe=short {OVERRIDE_FLAGS} to resume it, or a new --train_dir" in err
+    assert f"pass --recipe=tiny {OVERRIDE_FLAGS} to resume it, or a new --train_dir" in err
     assert folder_digest(train_dir) == before
 
-    out = train_quietly(capsys, stripe_data, train_dir, "--recipe=short", *OVERRIDES, "--batch_size=50")
-    assert f"resuming from {train_dir}/model.ckpt-6 at step 6 of 6 (short recipe with {OVERRIDE_FLAGS}, " in out
+    out = train_quietly(capsys, stripe_data, train_dir, "--recipe=tiny", *OVERRIDES, "--batch_size=50")
+    assert f"resuming from {train_dir}/model.ckpt-6 at step 6 of 6 (tiny recipe with {OVERRIDE_FLAGS}, " in out
 
 
 def test_the_tutorial_staircase_takes_its_decay_from_the_flags():
@@ -106,12 +106,12 @@ def test_a_run_with_an_augmentation_flag_trains_and_records_it(capsys, stripe_da
 
 def test_a_run_with_swa_ends_on_the_mean_of_its_last_weights_and_records_it(capsys, monkeypatch, stripe_data,
                                                                              tmp_path):
-    monkeypatch.setitem(config.RECIPES, "short", SHORT_RECIPE)
+    monkeypatch.setitem(config.RECIPES, "tiny", TINY_RECIPE)
     train_dir = tmp_path / "train"
     # 500 records at 50 a step, 4 epochs: the last 0.2 epochs are steps 39 and 40.
-    out = train_quietly(capsys, stripe_data, train_dir, "--recipe=short", "--swa_epochs=0.2",
+    out = train_quietly(capsys, stripe_data, train_dir, "--recipe=tiny", "--swa_epochs=0.2",
                         "--swa_learning_rate=0.01", "--batch_size=50", "--save_checkpoint_steps=1")
-    assert "(short recipe with --swa_epochs=0.2 --swa_learning_rate=0.01, " in out
+    assert "(tiny recipe with --swa_epochs=0.2 --swa_learning_rate=0.01, " in out
     at = {}
     for step in (39, 40):
         at[step] = checkpoints.TrainState()

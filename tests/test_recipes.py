@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cifar10 import checkpoints, data, trainer
-from cifar10.config import RECIPES, Recipe
+from cifar10 import checkpoints, cli, data, trainer
+from cifar10.config import RECIPES, Recipe, TrainConfig
 
 
 BATCH = 8
@@ -21,6 +21,13 @@ def rates(recipe, steps_per_epoch, steps):
 def test_the_tutorial_schedule_divides_by_ten_every_350_epochs():
     # 10 steps an epoch: a decay every 3,500 steps, whatever the number of replicas.
     assert rates(RECIPES["tutorial"], 10, [0, 3499, 3500, 7000]) == pytest.approx([0.1, 0.1, 0.01, 0.001])
+
+
+def test_the_short_recipe_is_the_measured_thirty_epoch_command():
+    # README.md's three seeds of 30 epochs were run as --recipe=fast with these flags.
+    flags = ["--recipe=fast", "--epochs=30", "--fc_weight_decay=0.004", "--random_contrast=false"]
+    measured = cli.config_from(TrainConfig, cli.parser_for(TrainConfig, "").parse_args(flags)).recipe
+    assert RECIPES["short"].values() == measured.values()
 
 
 def test_a_recipe_warms_up_then_decays_linearly_to_zero():

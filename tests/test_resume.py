@@ -16,7 +16,7 @@ from cifar10.config import Recipe
 from conftest import STEP_LINE, evaluate, logged_steps, run, train
 
 # 500 stripe records: 4 epochs are 2,000 examples, 200 steps of 10.
-SHORT_RECIPE = Recipe("short", epochs=4, learning_rate=0.03, momentum=0.9, warmup_epochs=1)
+TINY_RECIPE = Recipe("tiny", epochs=4, learning_rate=0.03, momentum=0.9, warmup_epochs=1)
 
 
 def train_quietly(capsys, data_dir, train_dir, *flags, main=None):
@@ -130,33 +130,33 @@ def test_a_folder_with_glob_characters_is_refused_before_anything_runs(capsys, s
 
 
 def test_a_resumed_run_continues_the_schedule_by_epochs_with_more_towers(capsys, monkeypatch, stripe_data, tmp_path):
-    monkeypatch.setitem(config.RECIPES, "short", SHORT_RECIPE)
+    monkeypatch.setitem(config.RECIPES, "tiny", TINY_RECIPE)
     train_dir = tmp_path / "train"
-    out = train_quietly(capsys, stripe_data, train_dir, "--recipe=short", "--batch_size=10", "--max_steps=100")
-    assert "at step 0 of 100 (short recipe" in out
+    out = train_quietly(capsys, stripe_data, train_dir, "--recipe=tiny", "--batch_size=10", "--max_steps=100")
+    assert "at step 0 of 100 (tiny recipe" in out
     # Two towers of 10: 20 examples a step, so the 1,000 examples left take 50 steps.
-    out = train_quietly(capsys, stripe_data, train_dir, "--recipe=short", "--batch_size=10", "--num_gpus=2",
+    out = train_quietly(capsys, stripe_data, train_dir, "--recipe=tiny", "--batch_size=10", "--num_gpus=2",
                 "--log_frequency=50", main=cifar10_multi_gpu_train.main)
-    assert f"resuming from {train_dir}/model.ckpt-100 at step 100 of 150 (short recipe" in out
+    assert f"resuming from {train_dir}/model.ckpt-100 at step 100 of 150 (tiny recipe" in out
     assert logged_steps(out) == [150]
     reader = tf.train.load_checkpoint(str(train_dir))
     assert reader.get_tensor("examples_seen/.ATTRIBUTES/VARIABLE_VALUE") == 2000
     # A smaller batch after the recipe's last epoch trains nothing more: the run is done.
-    out = train_quietly(capsys, stripe_data, train_dir, "--recipe=short", "--batch_size=5")
+    out = train_quietly(capsys, stripe_data, train_dir, "--recipe=tiny", "--batch_size=5")
     assert "at step 150 of 150" in out and not STEP_LINE.search(out)
 
 
 def test_resuming_with_another_recipe_is_refused_and_says_what_changed(capsys, monkeypatch, stripe_data, tmp_path):
-    monkeypatch.setitem(config.RECIPES, "short", SHORT_RECIPE)
+    monkeypatch.setitem(config.RECIPES, "tiny", TINY_RECIPE)
     train_dir = tmp_path / "train"
-    train_quietly(capsys, stripe_data, train_dir, "--recipe=short", "--batch_size=10", "--max_steps=10")
+    train_quietly(capsys, stripe_data, train_dir, "--recipe=tiny", "--batch_size=10", "--max_steps=10")
     before = folder_digest(train_dir)
     status, out, err = run(capsys, cifar10_train.main, f"--data_dir={stripe_data}", f"--train_dir={train_dir}",
                            "--recipe=fast", "--batch_size=10", "--max_steps=20")
     assert status == 1 and "Traceback" not in err
-    assert f"error: {train_dir}/model.ckpt-10 was trained with --recipe=short" in err
+    assert f"error: {train_dir}/model.ckpt-10 was trained with --recipe=tiny" in err
     assert "recipe: 'short' -> 'fast'" in err and "epochs: 4 -> 110" in err
-    assert "pass --recipe=short to resume it, or a new --train_dir" in err
+    assert "pass --recipe=tiny to resume it, or a new --train_dir" in err
     assert folder_digest(train_dir) == before
 
 
