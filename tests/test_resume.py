@@ -155,7 +155,7 @@ def test_resuming_with_another_recipe_is_refused_and_says_what_changed(capsys, m
                            "--recipe=fast", "--batch_size=10", "--max_steps=20")
     assert status == 1 and "Traceback" not in err
     assert f"error: {train_dir}/model.ckpt-10 was trained with --recipe=tiny" in err
-    assert "recipe: 'short' -> 'fast'" in err and "epochs: 4 -> 110" in err
+    assert "recipe: 'tiny' -> 'fast'" in err and "epochs: 4 -> 110" in err
     assert "pass --recipe=tiny to resume it, or a new --train_dir" in err
     assert folder_digest(train_dir) == before
 
