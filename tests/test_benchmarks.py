@@ -11,7 +11,7 @@ import tarfile
 import numpy as np
 
 from benchmarks import recipe_curve
-from cifar10 import data
+from cifar10 import data, trainer
 from conftest import REPO, write_stripe_data
 
 
@@ -140,17 +140,21 @@ def test_gpu_check_runs_every_part_on_a_cpu_prints_one_table_and_the_benchmark_l
     table = result.stdout[result.stdout.index("benchmarks/gpu_check.sh CPU dry run"):].splitlines()
     assert table[1].startswith("| check ") and table[2].startswith("|---")
     rows = [[cell.strip() for cell in line.split("|")[1:3]] for line in table[3:]]
+    # The rows name the precision this CPU computes in by default: float32, or bfloat16
+    # where it has AMX or AVX512-BF16; the check times float32, "(default)" where it is.
+    default = trainer.compute_dtype(None).name
+    float32 = "float32 (default)" if default == "float32" else "float32"
+    trainer_row = f"training: the trainer as run by cifar10_train.py, {float32}"
+    fast_row = f"--recipe=fast, 20 steps ({default} compute), test_batch.bin"
     assert [check for check, _ in rows] == [
         "the data, checked (cifar10_input.py)", "tests that need a GPU (pytest -m gpu)",
-        "training: our compiled step alone, float32 (default)",
-        "training: the trainer as run by cifar10_train.py, float32 (default)",
+        f"training: our compiled step alone, {float32}", trainer_row,
         "input pipeline alone", "evaluation, 200 images", "(the benchmark's whole run)",
-        "2 towers on 2 logical devices of one, 20 steps", "--recipe=fast, 20 steps (float32 compute), test_batch.bin"]
+        "2 towers on 2 logical devices of one, 20 steps", fast_row]
     results = dict(rows)
     assert results["tests that need a GPU (pytest -m gpu)"] == "skipped: no GPU"
-    assert re.fullmatch(r"[\d.]+ examples/sec; [\d.]+ of the bare step",
-                        results["training: the trainer as run by cifar10_train.py, float32 (default)"])
+    assert re.fullmatch(r"[\d.]+ examples/sec; [\d.]+ of the bare step", results[trainer_row])
     assert re.fullmatch(r"\d+ examples/sec \(2 x batch 8\); 1 tower: \d+ examples/sec",
                         results["2 towers on 2 logical devices of one, 20 steps"])
     assert re.fullmatch(r"precision @ 1 = [\d.]+ \(accuracy: \d+/200 at step 20\); training \d+ examples/sec",
-                        results["--recipe=fast, 20 steps (float32 compute), test_batch.bin"])
+                        results[fast_row])
