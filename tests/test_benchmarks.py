@@ -143,12 +143,12 @@ def test_gpu_check_runs_every_part_on_a_cpu_prints_one_table_and_the_benchmark_l
     # The rows name the precision this CPU computes in by default: float32, or bfloat16
     # where it has AMX or AVX512-BF16; the check times float32, "(default)" where it is.
     default = trainer.compute_dtype(None).name
-    float32 = "float32 (default)" if default == "float32" else "float32"
-    trainer_row = f"training: the trainer as run by cifar10_train.py, {float32}"
+    float32_label = "float32 (default)" if default == "float32" else "float32"
+    trainer_row = f"training: the trainer as run by cifar10_train.py, {float32_label}"
     fast_row = f"--recipe=fast, 20 steps ({default} compute), test_batch.bin"
     assert [check for check, _ in rows] == [
         "the data, checked (cifar10_input.py)", "tests that need a GPU (pytest -m gpu)",
-        f"training: our compiled step alone, {float32}", trainer_row,
+        f"training: our compiled step alone, {float32_label}", trainer_row,
         "input pipeline alone", "evaluation, 200 images", "(the benchmark's whole run)",
         "2 towers on 2 logical devices of one, 20 steps", fast_row]
     results = dict(rows)
