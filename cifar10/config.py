@@ -59,6 +59,7 @@ class Recipe:
     mixup: float = 0.0              # alpha of mixup's Beta(alpha, alpha) mixing weight; 0: none
     random_contrast: bool = True    # the tutorial's random contrast factor for each training image
     crop_shift: int = MAX_CROP_SHIFT  # pixels a training crop can lie from the centre, across and down
+    muon: bool = False  # Muon's orthogonalized updates for the kernels of conv1 to local4
     num_epochs_per_decay: float = 350.0     # epochs between two decays of the tutorial schedule
     learning_rate_decay_factor: float = 0.1  # what each of them multiplies the learning rate by
     # Of the weights, which the evaluator reads: each step moves the averages by
@@ -242,6 +243,11 @@ class TrainConfig:
                                     f"down; {MAX_CROP_SHIFT}, the tutorial's: any crop of the {IMAGE_SIZE}x"
                                     f"{IMAGE_SIZE} image; 0: always the central one (default: the recipe's, "
                                     f"{MAX_CROP_SHIFT}).")
+    muon: bool = setting(None, "Muon (Jordan et al., 2024): each step's momentum update of the kernels of conv1, "
+                               "conv2, local3 and local4, as a [fan-in, outputs] matrix, has its singular values "
+                               "brought to about 1 by five Newton-Schulz steps and is then scaled back to its own "
+                               "length: the direction changes, the step's length and schedule stay; the biases and "
+                               "softmax_linear as before (default: the recipe's, false).")
     num_epochs_per_decay: float = setting(None, "--recipe=tutorial only: epochs between two decays of the learning "
                                                 "rate (default: the recipe's, 350).")
     learning_rate_decay_factor: float = setting(None, "--recipe=tutorial only: what each decay multiplies the "

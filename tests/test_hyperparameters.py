@@ -93,8 +93,10 @@ def test_a_run_with_mixup_trains_summarizes_and_records_it(capsys, stripe_data, 
     assert state.description.fields["recipe_values"]["mixup"] == 0.4 and int(state.step) == 2
 
 
-@pytest.mark.parametrize("flag, text, value", [("random_contrast", "false", False), ("crop_shift", "2", 2)])
-def test_a_run_with_an_augmentation_flag_trains_and_records_it(capsys, stripe_data, tmp_path, flag, text, value):
+@pytest.mark.parametrize("flag, text, value", [("random_contrast", "false", False), ("crop_shift", "2", 2),
+                                               ("muon", "true", True)])
+def test_a_run_with_an_augmentation_or_optimizer_flag_trains_and_records_it(capsys, stripe_data, tmp_path, flag,
+                                                                            text, value):
     train_dir = tmp_path / "train"
     out = train(capsys, stripe_data, train_dir, f"--{flag}={text}", "--batch_size=10", "--max_steps=2")
     assert f"(tutorial recipe with --{flag}={text}, " in out

@@ -1,5 +1,5 @@
-"""Recipes (schedules, momentum, moving averages, stochastic weight averaging, label smoothing,
-mixup), mixed precision and float16 loss scaling."""
+"""Recipes (schedules, momentum, Muon, moving averages, stochastic weight averaging, label
+smoothing, mixup), mixed precision and float16 loss scaling."""
 import keras
 import numpy as np
 import pytest
@@ -84,6 +84,48 @@ def test_the_momentum_update_is_keras_sgds(nesterov):
         step(iterator)
     for ours, theirs in zip(state.model.trainable_variables, keras_variables):
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [[5, 5, 3, 64], [5, 5, 64, 64], [2304, 384], [384, 192]])
+def test_muon_orthogonalizes_as_keras_does_and_keeps_the_updates_length(shape):
+    # Columns scaled from 0.05 to 1: singular values that span more than a factor of 10.
+    update = tf.random.stateless_normal(shape, seed=[3, 4]) * tf.linspace(0.05, 1.0, shape[-1])
+    matrix = tf.reshape(update, [-1, shape[-1]])
+    ours = trainer.orthogonalized(update)
+    theirs = keras.optimizers.Muon().zeropower_via_newtonschulz5(matrix, trainer.NEWTON_SCHULZ_STEPS)
+    theirs = tf.reshape(theirs * tf.norm(update) / tf.norm(theirs), shape)
+    assert float(tf.norm(ours - theirs) / tf.norm(theirs)) < 1e-5
+    assert float(tf.norm(ours)) == pytest.approx(float(tf.norm(update)), rel=1e-5)
+    before = np.linalg.svd(matrix, compute_uv=False)
+    after = np.linalg.svd(tf.reshape(ours, [-1, shape[-1]]), compute_uv=False)
+    assert before.max() / before.min() > 10 and after.max() / after.min() < 2
+
+
+def test_muon_turns_the_hidden_kernels_steps_and_leaves_the_rest_as_momentum_has_them():
+    images = tf.random.stateless_normal([16, 24, 24, 3], seed=[7, 8])
+    labels = tf.range(16) % 10
+    recipe = Recipe(epochs=1, momentum=0.9, nesterov=True, muon=True)
+    state = trainer.TrainState()
+    before = [v.numpy() for v in state.model.trainable_variables]
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, state.model(images))) + \
+            state.model.weight_decay_loss()
+    gradients = tape.gradient(loss, state.model.trainable_variables)
+    step = trainer.make_train_step(tf.distribute.get_strategy(), state, 16, lambda examples_seen: 0.05, recipe)
+    step(iter(tf.data.Dataset.from_tensors((images, labels)).repeat()))
+
+    turned = {f"{layer}/weights:0" for layer in ("conv1", "conv2", "local3", "local4")}
+    for variable, start, gradient in zip(state.model.trainable_variables, before, gradients):
+        momentum = (-0.05 * (1 + 0.9) * gradient).numpy()  # Nesterov's first step, from no velocity
+        change = variable.numpy() - start
+        if variable.name in turned:
+            expected = trainer.orthogonalized(tf.constant(momentum)).numpy()
+            # The compiled step's gradients round otherwise than these, in directions that 16
+            # images' gradients lack and the Newton-Schulz steps amplify (up to 3.4445 ** 5 times).
+            assert np.linalg.norm(change - expected) < 5e-2 * np.linalg.norm(expected)
+            assert np.linalg.norm(change - momentum) > 0.3 * np.linalg.norm(momentum)
+        else:  # the biases and softmax_linear
+            np.testing.assert_allclose(change, momentum, rtol=1e-3, atol=1e-7)
 
 
 @pytest.mark.parametrize("decay, expected", [
