@@ -1,7 +1,8 @@
 """TensorFlow Lite export (cifar10_export.py --tflite --quantize): model.tflite agrees with
-the SavedModel, model_int8.tflite holds int8 weights and mostly agrees, and a failed or
-interrupted conversion leaves no partial model; on one short training run on learnable
-stripe data, read back with TensorFlow's own TFLite interpreter."""
+the SavedModel, model_int8.tflite holds int8 weights and agrees to within 0.05 (so on the
+class of every clear call), and a failed or interrupted conversion leaves no partial model;
+on one short training run on learnable stripe data, read back with TensorFlow's own TFLite
+interpreter."""
 import os
 import pathlib
 import types
@@ -17,13 +18,13 @@ from conftest import run
 
 STEPS = 60
 TOLERANCE = 1e-5  # probabilities, float32 TFLite against the SavedModel
-# The int8 model's top-1 must match the SavedModel's on at least this fraction of the 200
-# test records. Measured: 200 of 200 in two runs of this test, whose int8 probabilities
-# were within 0.016 of the SavedModel's, so that only records whose two best classes are
-# close can change (in the less confident run, 3% were within 0.02, 12% within 0.05);
-# 98.5% on CIFAR-10 (README.md). 0.9 leaves room for a less confident run, and still fails a
-# conversion that breaks the preprocessing or a layer (chance agreement is about 0.1).
-INT8_AGREEMENT = 0.9
+# The int8 model's probabilities must be within this of the SavedModel's on each of the 200
+# test records. Measured: at most 0.024 in 36 runs of this fixture (the output's int8 codes
+# are 1/256 apart). Its top-1 class may then differ only where the SavedModel's two best
+# classes are within twice this: after 60 steps the model is sometimes unsure, and such
+# close calls changed up to 2.5% of the records in those runs (margins up to 0.021) and
+# 10.5% in one CI run, which an agreement threshold of 90% failed.
+INT8_TOLERANCE = 0.05
 
 # tf.lite.Interpreter works in TensorFlow 2.21 but says it will move to ai-edge-litert.
 pytestmark = pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
@@ -76,7 +77,7 @@ def test_the_float_tflite_model_agrees_with_the_saved_model_on_every_record(expo
     assert all(dtypes == {np.float32} for dtypes in weight_dtypes(path).values())
 
 
-def test_the_int8_model_has_int8_weights_is_smaller_and_agrees_on_most_records(exported):
+def test_the_int8_model_has_int8_weights_is_smaller_and_agrees_wherever_the_call_is_clear(exported):
     path = os.path.join(exported.version, config.INT8_TFLITE_FILE)
     float_bytes = os.path.getsize(os.path.join(exported.version, config.TFLITE_FILE))
 
@@ -85,8 +86,10 @@ def test_the_int8_model_has_int8_weights_is_smaller_and_agrees_on_most_records(e
     assert all(dtypes == {np.int8} for dtypes in weight_dtypes(path).values()), weight_dtypes(path)
     assert os.path.getsize(path) < float_bytes / 3  # 1 byte a weight instead of 4
     assert outputs["probabilities"].shape == (200, 10) and outputs["probabilities"].dtype == np.float32
-    agreement = np.mean(outputs["classes"] == exported.saved["classes"])
-    assert agreement >= INT8_AGREEMENT, agreement
+    np.testing.assert_allclose(outputs["probabilities"], exported.saved["probabilities"], atol=INT8_TOLERANCE)
+    best_two = np.sort(exported.saved["probabilities"], axis=1)[:, -2:]
+    clear_calls = best_two[:, 1] - best_two[:, 0] > 2 * INT8_TOLERANCE
+    np.testing.assert_array_equal(outputs["classes"][clear_calls], exported.saved["classes"][clear_calls])
 
 
 def contrast_sweep():
