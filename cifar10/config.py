@@ -29,6 +29,7 @@ EVAL_DEVICES = ("auto", "cpu", "gpu")
 EPOCH_SCHEDULE_FLAGS = ("epochs", "warmup_epochs", "swa_epochs", "swa_learning_rate")
 TUTORIAL_SCHEDULE_FLAGS = ("num_epochs_per_decay", "learning_rate_decay_factor")
 MAX_SEED = 2**31 - 1  # int32's largest, a seed that every generator takes
+MUON_LAYERS = ("conv1", "conv2", "local3", "local4")  # the hidden layers, whose kernels Muon can turn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +60,8 @@ class Recipe:
     mixup: float = 0.0              # alpha of mixup's Beta(alpha, alpha) mixing weight; 0: none
     random_contrast: bool = True    # the tutorial's random contrast factor for each training image
     crop_shift: int = MAX_CROP_SHIFT  # pixels a training crop can lie from the centre, across and down
-    muon: bool = False  # Muon's orthogonalized updates for the kernels of conv1 to local4
+    muon: bool = False  # Muon's orthogonalized updates for the kernels of muon_layers
+    muon_layers: str = ",".join(MUON_LAYERS)  # comma-separated names, each one of MUON_LAYERS
     num_epochs_per_decay: float = 350.0     # epochs between two decays of the tutorial schedule
     learning_rate_decay_factor: float = 0.1  # what each of them multiplies the learning rate by
     # Of the weights, which the evaluator reads: each step moves the averages by
@@ -73,6 +75,11 @@ class Recipe:
     # Distillation: the weight of a teacher's predictions in each training target, the
     # label's one-hot vector having the rest; 0: none (see TrainConfig.teacher_dir).
     distillation: float = 0.0
+
+    def muon_layer_names(self):
+        """The names of the layers whose kernels' updates Muon turns (a tuple of str):
+        muon_layers split at its commas, () without muon."""
+        return tuple(self.muon_layers.split(",")) if self.muon else ()
 
     def values(self):
         """The recipe's settings, {field: value}, without its name."""
@@ -179,6 +186,12 @@ def _check_recipe(recipe):
               "and finite")
         check("swa_learning_rate", not recipe.swa_learning_rate or recipe.swa_epochs,
               "it is the learning rate of the last --swa_epochs, which are none: pass --swa_epochs too")
+    layers = recipe.muon_layers.split(",")
+    check("muon_layers", set(layers) <= set(MUON_LAYERS) and len(set(layers)) == len(layers),
+          f"it must name one or more of {', '.join(MUON_LAYERS)}, each once, with commas between and no "
+          "spaces")
+    check("muon_layers", recipe.muon or recipe.muon_layers == ",".join(MUON_LAYERS),
+          "it names the kernels that Muon turns, and Muon is off: pass --muon=true too")
     check("distillation", 0 <= recipe.distillation <= 1,
           "it must be 0 (none) to 1 (the teacher's predictions alone, without the labels)")
 
@@ -243,11 +256,13 @@ class TrainConfig:
                                     f"down; {MAX_CROP_SHIFT}, the tutorial's: any crop of the {IMAGE_SIZE}x"
                                     f"{IMAGE_SIZE} image; 0: always the central one (default: the recipe's, "
                                     f"{MAX_CROP_SHIFT}).")
-    muon: bool = setting(None, "Muon (Jordan et al., 2024): each step's momentum update of the kernels of conv1, "
-                               "conv2, local3 and local4, as a [fan-in, outputs] matrix, has its singular values "
+    muon: bool = setting(None, "Muon (Jordan et al., 2024): each step's momentum update of the kernels of "
+                               "--muon_layers, as a [fan-in, outputs] matrix, has its singular values "
                                "brought to about 1 by five Newton-Schulz steps and is then scaled back to its own "
                                "length: the direction changes, the step's length and schedule stay; the biases and "
                                "softmax_linear as before (default: the recipe's, false).")
+    muon_layers: str = setting(None, "With --muon: the layers whose kernels it turns, their names with commas "
+                                     f"between, of {', '.join(MUON_LAYERS)} (default: the recipe's, all four).")
     num_epochs_per_decay: float = setting(None, "--recipe=tutorial only: epochs between two decays of the learning "
                                                 "rate (default: the recipe's, 350).")
     learning_rate_decay_factor: float = setting(None, "--recipe=tutorial only: what each decay multiplies the "

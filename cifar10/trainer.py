@@ -243,7 +243,7 @@ def _newton_schulz_on_singular_values(x):
 def make_train_step(strategy, state, global_batch, learning_rate, recipe, records_per_epoch=None):
     """A compiled step: takes an iterator of (images [B, 24, 24, 3], labels [B] or mixup's
     targets [B, 10]) batches distributed by strategy, applies one SGD (or momentum) update
-    of the recipe (orthogonalized for the hidden layers' kernels with recipe.muon) and
+    of the recipe (orthogonalized for the kernels of recipe.muon_layer_names()) and
     the averages of the weights, and returns the loss of the global batch (float32
     scalar: mean cross-entropy plus weight decay) and the first replica's batch it
     trained on (images, labels), for summaries. learning_rate maps the examples seen
@@ -256,7 +256,7 @@ def make_train_step(strategy, state, global_batch, learning_rate, recipe, record
     scaling = state.model.compute_dtype == tf.float16
     average_decay = averages_decay(recipe, records_per_epoch, global_batch)
     # Muon leaves the biases and the output layer to the momentum update, as Keras's does.
-    orthogonal = {layer.weights.ref() for layer in state.model.layers[:-1]} if recipe.muon else set()
+    orthogonal = {layer.weights.ref() for layer in state.model.layers if layer.name in recipe.muon_layer_names()}
 
     def replica_loss_and_gradients(images, labels):
         with tf.GradientTape() as tape:

@@ -73,6 +73,10 @@ def test_the_tutorial_staircase_takes_its_decay_from_the_flags():
                                             "epochs after the warm-up (108)."),
     (["--recipe=fast", "--swa_learning_rate=0.01"], "--swa_learning_rate=0.01: it is the learning rate of the last "
                                                     "--swa_epochs, which are none: pass --swa_epochs too."),
+    (["--muon=true", "--muon_layers=conv1,softmax_linear"], "--muon_layers=conv1,softmax_linear: it must name one "
+                                                            "or more of conv1, conv2, local3, local4, each once"),
+    (["--muon_layers=conv1"], "--muon_layers=conv1: it names the kernels that Muon turns, and Muon is off: pass "
+                              "--muon=true too."),
     (["--deterministic"], "--deterministic needs --seed"),
     (["--seed=-1"], "--seed=-1: use a whole number from 0 to 2147483647."),
 ], ids=lambda value: " ".join(value) if isinstance(value, list) else "")
@@ -93,17 +97,23 @@ def test_a_run_with_mixup_trains_summarizes_and_records_it(capsys, stripe_data, 
     assert state.description.fields["recipe_values"]["mixup"] == 0.4 and int(state.step) == 2
 
 
-@pytest.mark.parametrize("flag, text, value", [("random_contrast", "false", False), ("crop_shift", "2", 2),
-                                               ("muon", "true", True)])
-def test_a_run_with_an_augmentation_or_optimizer_flag_trains_and_records_it(capsys, stripe_data, tmp_path, flag,
-                                                                            text, value):
+@pytest.mark.parametrize("flags, values", [({"random_contrast": "false"}, {"random_contrast": False}),
+                                           ({"crop_shift": "2"}, {"crop_shift": 2}),
+                                           ({"muon": "true"}, {"muon": True}),
+                                           ({"muon": "true", "muon_layers": "conv1,conv2,local4"},
+                                            {"muon": True, "muon_layers": "conv1,conv2,local4"})],
+                         ids=lambda value: ",".join(value))
+def test_a_run_with_an_augmentation_or_optimizer_flag_trains_and_records_it(capsys, stripe_data, tmp_path, flags,
+                                                                            values):
     train_dir = tmp_path / "train"
-    out = train(capsys, stripe_data, train_dir, f"--{flag}={text}", "--batch_size=10", "--max_steps=2")
-    assert f"(tutorial recipe with --{flag}={text}, " in out
+    given = [f"--{flag}={text}" for flag, text in flags.items()]
+    out = train(capsys, stripe_data, train_dir, *given, "--batch_size=10", "--max_steps=2")
+    assert f"(tutorial recipe with {' '.join(given)}, " in out
     state = checkpoints.TrainState()
     state.restore(tf.train.latest_checkpoint(str(train_dir)))
-    recorded = state.description.fields["recipe_values"][flag]
-    assert recorded == value and type(recorded) is type(value) and int(state.step) == 2
+    recorded = {flag: state.description.fields["recipe_values"][flag] for flag in values}
+    assert recorded == values and all(type(recorded[flag]) is type(value) for flag, value in values.items())
+    assert int(state.step) == 2
 
 
 def test_a_run_with_swa_ends_on_the_mean_of_its_last_weights_and_records_it(capsys, monkeypatch, stripe_data,

@@ -119,10 +119,11 @@ def test_both_forms_of_the_newton_schulz_steps_give_keras_result_on_an_ill_condi
     assert float(tf.norm(ours - theirs) / tf.norm(theirs)) < tolerance
 
 
-def test_muon_turns_the_hidden_kernels_steps_and_leaves_the_rest_as_momentum_has_them():
+@pytest.mark.parametrize("muon_layers", ["conv1,conv2,local3,local4", "conv1,conv2,local4"])
+def test_muon_turns_the_steps_of_its_layers_kernels_and_leaves_the_rest_as_momentum_has_them(muon_layers):
     images = tf.random.stateless_normal([16, 24, 24, 3], seed=[7, 8])
     labels = tf.range(16) % 10
-    recipe = Recipe(epochs=1, momentum=0.9, nesterov=True, muon=True)
+    recipe = Recipe(epochs=1, momentum=0.9, nesterov=True, muon=True, muon_layers=muon_layers)
     state = trainer.TrainState()
     before = [v.numpy() for v in state.model.trainable_variables]
     with tf.GradientTape() as tape:
@@ -132,7 +133,7 @@ def test_muon_turns_the_hidden_kernels_steps_and_leaves_the_rest_as_momentum_has
     step = trainer.make_train_step(tf.distribute.get_strategy(), state, 16, lambda examples_seen: 0.05, recipe)
     step(iter(tf.data.Dataset.from_tensors((images, labels)).repeat()))
 
-    turned = {f"{layer}/weights:0" for layer in ("conv1", "conv2", "local3", "local4")}
+    turned = {f"{layer}/weights:0" for layer in muon_layers.split(",")}
     for variable, start, gradient in zip(state.model.trainable_variables, before, gradients):
         momentum = (-0.05 * (1 + 0.9) * gradient).numpy()  # Nesterov's first step, from no velocity
         change = variable.numpy() - start
@@ -142,7 +143,7 @@ def test_muon_turns_the_hidden_kernels_steps_and_leaves_the_rest_as_momentum_has
             # images' gradients lack and the Newton-Schulz steps amplify (up to 3.4445 ** 5 times).
             assert np.linalg.norm(change - expected) < 5e-2 * np.linalg.norm(expected)
             assert np.linalg.norm(change - momentum) > 0.3 * np.linalg.norm(momentum)
-        else:  # the biases and softmax_linear
+        else:  # the biases, softmax_linear and the kernels of layers not named
             np.testing.assert_allclose(change, momentum, rtol=1e-3, atol=1e-7)
 
 
