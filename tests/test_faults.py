@@ -16,13 +16,9 @@ import cifar10_train
 from cifar10 import checkpoints, trainer
 from cifar10.errors import SignalExit, StopRequests
 from cifar10.evaluator import count_predictions
-from conftest import REPO, logged_steps
+from conftest import REPO, SMALL_BATCH_LEARNING_RATE, logged_steps
 
 KILLS = 8
-# The kill -9 hunt trains at a tenth of the tutorial's rate: at batch 8 its 0.1 can diverge
-# within the ~50 steps the runs add up to (loss 3e27 by step 42 in one CI run), and a
-# diverged run stops with an error before the next kill; a diverging loss has a test of its own.
-HUNT_LEARNING_RATE = "--learning_rate=0.01"
 
 
 _started = []  # the processes of the test that runs
@@ -67,7 +63,7 @@ def finish(process, timeout=120):
 
 def train_flags(data_dir, train_dir, *flags):
     return [f"--data_dir={data_dir}", f"--train_dir={train_dir}", "--batch_size=8", "--save_summaries_steps=0",
-            *flags]
+            SMALL_BATCH_LEARNING_RATE, *flags]
 
 
 def test_kill_9_at_random_moments_never_loses_a_saved_step(stripe_data, tmp_path):
@@ -84,7 +80,7 @@ def test_kill_9_at_random_moments_never_loses_a_saved_step(stripe_data, tmp_path
         log_path = tmp_path / f"run{attempt}.log"
         process = start("cifar10_train.py", log_path,
                         *train_flags(stripe_data, train_dir, "--max_steps=100000", "--log_frequency=1",
-                                     "--save_checkpoint_steps=1", HUNT_LEARNING_RATE))
+                                     "--save_checkpoint_steps=1"))
         if attempt % 3 == 0:  # during start-up, or while it restores
             time.sleep(chance.uniform(0.5, 4.0))
         else:  # while it trains and saves, once a save has surely completed, so that each run makes progress
@@ -100,7 +96,7 @@ def test_kill_9_at_random_moments_never_loses_a_saved_step(stripe_data, tmp_path
 
     status, log = finish(start("cifar10_train.py", tmp_path / "last.log",
                                *train_flags(stripe_data, train_dir, f"--max_steps={surely_saved + 5}",
-                                            "--log_frequency=1", HUNT_LEARNING_RATE)))
+                                            "--log_frequency=1")))
     assert status == 0, log
     resumed = re.search(r"resuming from \S+ at step (\d+)", log)
     assert resumed, f"seed {seed}: the last run did not resume:\n{log}"

@@ -13,7 +13,7 @@ import cifar10_multi_gpu_train
 import cifar10_train
 from cifar10 import checkpoints, config
 from cifar10.config import Recipe
-from conftest import STEP_LINE, evaluate, logged_steps, run, train
+from conftest import SMALL_BATCH_LEARNING_RATE, STEP_LINE, evaluate, logged_steps, run, train
 
 # 500 stripe records: 4 epochs are 2,000 examples, 200 steps of 10.
 TINY_RECIPE = Recipe("tiny", epochs=4, learning_rate=0.03, momentum=0.9, warmup_epochs=1)
@@ -48,7 +48,8 @@ def damage(path):
 def five_checkpoints(capsys, stripe_data, tmp_path):
     """A train_dir with checkpoints at steps 10, 20, 30, 40 and 50."""
     train_dir = tmp_path / "train"
-    train_quietly(capsys, stripe_data, train_dir, "--max_steps=50", "--batch_size=8", "--save_checkpoint_steps=10")
+    train_quietly(capsys, stripe_data, train_dir, "--max_steps=50", "--batch_size=8", SMALL_BATCH_LEARNING_RATE,
+                  "--save_checkpoint_steps=10")
     return train_dir
 
 
@@ -64,8 +65,8 @@ def test_a_missing_latest_checkpoint_resumes_from_the_newest_that_loads(capsys, 
     assert f"skipped {train_dir}/model.ckpt-50: its files are missing" in out
     assert re.search(r"\(accuracy: \d+/200 at step 40\)", out), out
 
-    out = train_quietly(capsys, stripe_data, train_dir, "--max_steps=60", "--batch_size=8", "--save_checkpoint_steps=10",
-                "--log_frequency=1")
+    out = train_quietly(capsys, stripe_data, train_dir, "--max_steps=60", "--batch_size=8", SMALL_BATCH_LEARNING_RATE,
+                        "--save_checkpoint_steps=10", "--log_frequency=1")
     assert f"cannot resume from {train_dir}/model.ckpt-50: its files are missing" in out
     assert f"resuming from {train_dir}/model.ckpt-40 at step 40 of 60" in out
     assert logged_steps(out) == list(range(41, 61))
@@ -83,7 +84,8 @@ def test_a_damaged_latest_checkpoint_is_skipped_and_kept_aside(capsys, stripe_da
     assert re.search(rf"skipped {train_dir}/model.ckpt-50: it is damaged: .", out), out
     assert re.search(r"\(accuracy: \d+/200 at step 40\)", out), out
 
-    out = train_quietly(capsys, stripe_data, train_dir, "--max_steps=50", "--batch_size=8", "--save_checkpoint_steps=10")
+    out = train_quietly(capsys, stripe_data, train_dir, "--max_steps=50", "--batch_size=8", SMALL_BATCH_LEARNING_RATE,
+                        "--save_checkpoint_steps=10")
     assert re.search(rf"cannot resume from {train_dir}/model.ckpt-50: it is damaged: .", out), out
     assert f"kept {train_dir}/model.ckpt-50 as {train_dir}/model.ckpt-50.damaged" in out
     assert f"resuming from {train_dir}/model.ckpt-40 at step 40 of 50" in out
