@@ -229,7 +229,11 @@ def _newton_schulz_on_singular_values(x):
     vectors."""
     a, b, c = NEWTON_SCHULZ_COEFFICIENTS
     tall = x.shape[0] > x.shape[1]
-    squared, vectors = tf.linalg.eigh(tf.matmul(x, x, transpose_a=tall, transpose_b=not tall))
+    gram = tf.matmul(x, x, transpose_a=tall, transpose_b=not tall)
+    # A diverged step's non-finite update would stop eigh with an error; eigh takes a
+    # finite stand-in, and x carries the non-finite values on into the result, so the
+    # weights go non-finite and the trainer stops with its "Model diverged" error.
+    squared, vectors = tf.linalg.eigh(tf.where(tf.math.is_finite(gram), gram, tf.zeros_like(gram)))
     squared = tf.maximum(squared, 0.0)  # rounding can leave the smallest below 0
     gain = tf.ones_like(squared)
     for _ in range(NEWTON_SCHULZ_STEPS):
