@@ -62,6 +62,9 @@ class Recipe:
     crop_shift: int = MAX_CROP_SHIFT  # pixels a training crop can lie from the centre, across and down
     muon: bool = False  # Muon's orthogonalized updates for the kernels of muon_layers
     muon_layers: str = ",".join(MUON_LAYERS)  # comma-separated names, each one of MUON_LAYERS
+    # The weight decay of Muon's kernels applied to the weights beside the orthogonalized
+    # step (decoupled, as AdamW's), not through the loss, whose decay gradient Muon turns.
+    muon_decoupled_decay: bool = False
     num_epochs_per_decay: float = 350.0     # epochs between two decays of the tutorial schedule
     learning_rate_decay_factor: float = 0.1  # what each of them multiplies the learning rate by
     # Of the weights, which the evaluator reads: each step moves the averages by
@@ -80,6 +83,11 @@ class Recipe:
         """The names of the layers whose kernels' updates Muon turns (a tuple of str):
         muon_layers split at its commas, () without muon."""
         return tuple(self.muon_layers.split(",")) if self.muon else ()
+
+    def decoupled_decay_layer_names(self):
+        """The names of the layers whose kernels take their weight decay beside Muon's step,
+        out of the loss (a tuple of str): Muon's layers with muon_decoupled_decay, else ()."""
+        return self.muon_layer_names() if self.muon_decoupled_decay else ()
 
     def values(self):
         """The recipe's settings, {field: value}, without its name."""
@@ -192,6 +200,8 @@ def _check_recipe(recipe):
           "spaces")
     check("muon_layers", recipe.muon or recipe.muon_layers == ",".join(MUON_LAYERS),
           "it names the kernels that Muon turns, and Muon is off: pass --muon=true too")
+    check("muon_decoupled_decay", recipe.muon or not recipe.muon_decoupled_decay,
+          "it is the weight decay of the kernels that Muon turns, and Muon is off: pass --muon=true too")
     check("distillation", 0 <= recipe.distillation <= 1,
           "it must be 0 (none) to 1 (the teacher's predictions alone, without the labels)")
 
@@ -263,6 +273,12 @@ class TrainConfig:
                                "softmax_linear as before (default: the recipe's, false).")
     muon_layers: str = setting(None, "With --muon: the layers whose kernels it turns, their names with commas "
                                      f"between, of {', '.join(MUON_LAYERS)} (default: the recipe's, all four).")
+    muon_decoupled_decay: bool = setting(None, "With --muon: the weight decay of Muon's kernels taken out of the "
+                                               "loss (whose decay gradient Muon would turn with the rest) and "
+                                               "applied beside the turned step, each weight shrunk by the "
+                                               "learning rate x its layer's decay / (1 - momentum) x itself "
+                                               "each step; the loss logged then leaves their decay out "
+                                               "(default: the recipe's, false).")
     num_epochs_per_decay: float = setting(None, "--recipe=tutorial only: epochs between two decays of the learning "
                                                 "rate (default: the recipe's, 350).")
     learning_rate_decay_factor: float = setting(None, "--recipe=tutorial only: what each decay multiplies the "

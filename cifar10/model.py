@@ -159,7 +159,8 @@ class Cifar10Model(tf.Module):
         """Logits float32 [B, 10] for float32 images [B, 24, 24, 3]."""
         return self.forward(images)[0]
 
-    def weight_decay_loss(self):
-        """The L2 weight decay terms: sum over layers of decay * sum(weights^2) / 2."""
-        return tf.add_n([layer.weight_decay * tf.nn.l2_loss(layer.weights)
-                         for layer in self.layers if layer.weight_decay] or [tf.constant(0.0)])
+    def weight_decay_loss(self, excluding=()):
+        """The L2 weight decay terms, a float32 scalar: the sum over the layers not named in
+        excluding of decay * sum(weights^2) / 2."""
+        return tf.add_n([layer.weight_decay * tf.nn.l2_loss(layer.weights) for layer in self.layers
+                         if layer.weight_decay and layer.name not in excluding] or [tf.constant(0.0)])

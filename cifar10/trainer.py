@@ -249,8 +249,9 @@ def make_train_step(strategy, state, global_batch, learning_rate, recipe, record
     targets [B, 10]) batches distributed by strategy, applies one SGD (or momentum) update
     of the recipe (orthogonalized for the kernels of recipe.muon_layer_names()) and
     the averages of the weights, and returns the loss of the global batch (float32
-    scalar: mean cross-entropy plus weight decay) and the first replica's batch it
-    trained on (images, labels), for summaries. learning_rate maps the examples seen
+    scalar: mean cross-entropy plus the weight decay of every decayed kernel but those
+    of recipe.decoupled_decay_layer_names(), decayed beside the step) and the first
+    replica's batch it trained on (images, labels), for summaries. learning_rate maps the examples seen
     to the rate; records_per_epoch (examples an epoch) is needed by a recipe with
     swa_epochs, to know where they begin.
     """
@@ -261,6 +262,13 @@ def make_train_step(strategy, state, global_batch, learning_rate, recipe, record
     average_decay = averages_decay(recipe, records_per_epoch, global_batch)
     # Muon leaves the biases and the output layer to the momentum update, as Keras's does.
     orthogonal = {layer.weights.ref() for layer in state.model.layers if layer.name in recipe.muon_layer_names()}
+    # Decoupled decay: in the loss, a kernel's decay gradient would be turned with the rest
+    # of its step, which pulls every singular direction in by the same amount, the weakest
+    # most in proportion. Beside the turned step, each weight shrinks in proportion to
+    # itself, by what an L2 term gives a momentum step once its velocity has built up.
+    decoupled = recipe.decoupled_decay_layer_names()
+    decoupled_decays = {layer.weights.ref(): layer.weight_decay / (1.0 - recipe.momentum)
+                        for layer in state.model.layers if layer.name in decoupled}
 
     def replica_loss_and_gradients(images, labels):
         with tf.GradientTape() as tape:
@@ -269,7 +277,7 @@ def make_train_step(strategy, state, global_batch, learning_rate, recipe, record
             # Summed over replicas, these terms give the mean over the global batch plus
             # the weight decay once, whatever the number of replicas.
             loss = (tf.nn.compute_average_loss(cross_entropy, global_batch_size=global_batch)
-                    + tf.nn.scale_regularization_loss(state.model.weight_decay_loss()))
+                    + tf.nn.scale_regularization_loss(state.model.weight_decay_loss(excluding=decoupled)))
             scaled_loss = loss * state.loss_scale if scaling else loss
         return loss, tape.gradient(scaled_loss, variables)
 
@@ -279,11 +287,11 @@ def make_train_step(strategy, state, global_batch, learning_rate, recipe, record
     # which would break the one checkpoint layout that every trainer, the evaluator and
     # runs already written share (cifar10/checkpoints.py). The arithmetic is Keras's
     # (tests/test_recipes.py checks the update against keras.optimizers.SGD).
-    def apply(variable, gradient, velocity, rate, finite=None, orthogonalize=False):
+    def apply(variable, gradient, velocity, rate, finite=None, orthogonalize=False, decoupled_decay=0.0):
         new_velocity = recipe.momentum * velocity - rate * gradient
         update = recipe.momentum * new_velocity - rate * gradient if recipe.nesterov else new_velocity
         if orthogonalize:
-            update = orthogonalized(update)
+            update = orthogonalized(update) - rate * decoupled_decay * variable
         if finite is not None:  # loss scaling: a step whose gradients overflowed changes nothing
             new_velocity = tf.where(finite, new_velocity, velocity)
             update = tf.where(finite, update, tf.zeros_like(update))
@@ -301,7 +309,8 @@ def make_train_step(strategy, state, global_batch, learning_rate, recipe, record
             gradients, finite = _unscale(state, gradients)
         for variable, gradient, velocity in zip(variables, gradients, velocities):
             strategy.extended.update(variable, apply, args=(gradient, velocity, rate, finite),
-                                     kwargs={"orthogonalize": variable.ref() in orthogonal})
+                                     kwargs={"orthogonalize": variable.ref() in orthogonal,
+                                             "decoupled_decay": decoupled_decays.get(variable.ref(), 0.0)})
         state.step.assign_add(1)
         state.examples_seen.assign_add(global_batch)
         decay = average_decay(state.step, state.examples_seen)
@@ -339,16 +348,18 @@ def _unscale(state, gradients):
     return gradients, finite
 
 
-def make_write_summaries(state, label_smoothing=0.0):
+def make_write_summaries(state, label_smoothing=0.0, decoupled_decay_layers=()):
     """A compiled function writing histograms of activations, weights and gradients (of
-    the training loss, with the recipe's label_smoothing), activation sparsity and a few
-    input images for one local batch, at the current step, to the default summary writer."""
+    the training loss, with the recipe's label_smoothing, and without the weight decay of
+    the layers named in decoupled_decay_layers, which is not in the loss), activation
+    sparsity and a few input images for one local batch, at the current step, to the
+    default summary writer."""
     @tf.function
     def write_summaries(images, labels):
         with tf.GradientTape() as tape:
             logits, activations = state.model.forward(images)
             cross_entropy = smoothed_cross_entropy(labels, logits, label_smoothing)
-            loss = tf.reduce_mean(cross_entropy) + state.model.weight_decay_loss()
+            loss = tf.reduce_mean(cross_entropy) + state.model.weight_decay_loss(excluding=decoupled_decay_layers)
         variables = state.model.trainable_variables
         gradients = tape.gradient(loss, variables)
         step = state.step
@@ -411,7 +422,8 @@ class Training:
         self.validator = validator  # a cifar10.validation.Validator, with --validation_records
         self.train_step = make_train_step(strategy, state, self.global_batch, learning_rate, config.recipe,
                                           records_per_epoch)
-        self.write_summaries = make_write_summaries(state, config.recipe.label_smoothing)
+        self.write_summaries = make_write_summaries(state, config.recipe.label_smoothing,
+                                                    config.recipe.decoupled_decay_layer_names())
         self.writer = tf.summary.create_file_writer(write_dir) if self.chief else tf.summary.create_noop_writer()
         self.manager = tf.train.CheckpointManager(state.checkpoint(), write_dir,
                                                   max_to_keep=checkpoints.CHECKPOINTS_TO_KEEP,

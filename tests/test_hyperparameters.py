@@ -77,6 +77,8 @@ def test_the_tutorial_staircase_takes_its_decay_from_the_flags():
                                                             "or more of conv1, conv2, local3, local4, each once"),
     (["--muon_layers=conv1"], "--muon_layers=conv1: it names the kernels that Muon turns, and Muon is off: pass "
                               "--muon=true too."),
+    (["--muon_decoupled_decay=true"], "--muon_decoupled_decay=true: it is the weight decay of the kernels that Muon "
+                                      "turns, and Muon is off: pass --muon=true too."),
     (["--deterministic"], "--deterministic needs --seed"),
     (["--seed=-1"], "--seed=-1: use a whole number from 0 to 2147483647."),
 ], ids=lambda value: " ".join(value) if isinstance(value, list) else "")
@@ -101,7 +103,9 @@ def test_a_run_with_mixup_trains_summarizes_and_records_it(capsys, stripe_data, 
                                            ({"crop_shift": "2"}, {"crop_shift": 2}),
                                            ({"muon": "true"}, {"muon": True}),
                                            ({"muon": "true", "muon_layers": "conv1,conv2,local4"},
-                                            {"muon": True, "muon_layers": "conv1,conv2,local4"})],
+                                            {"muon": True, "muon_layers": "conv1,conv2,local4"}),
+                                           ({"muon": "true", "muon_decoupled_decay": "true"},
+                                            {"muon": True, "muon_decoupled_decay": True})],
                          ids=lambda value: ",".join(value))
 def test_a_run_with_an_augmentation_or_optimizer_flag_trains_and_records_it(capsys, stripe_data, tmp_path, flags,
                                                                             values):

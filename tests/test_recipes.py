@@ -147,6 +147,35 @@ def test_muon_turns_the_steps_of_its_layers_kernels_and_leaves_the_rest_as_momen
             np.testing.assert_allclose(change, momentum, rtol=1e-3, atol=1e-7)
 
 
+def test_decoupled_decay_shrinks_muons_kernels_beside_the_turned_step_and_leaves_their_decay_out_of_the_loss():
+    images = tf.random.stateless_normal([16, 24, 24, 3], seed=[7, 8])
+    labels = tf.range(16) % 10
+    recipe = Recipe(epochs=1, momentum=0.9, nesterov=True, muon=True, muon_layers="conv1,local3,local4",
+                    fc_weight_decay=0.04, conv_weight_decay=0.01, muon_decoupled_decay=True)
+    state = trainer.TrainState(fc_weight_decay=0.04, conv_weight_decay=0.01)
+    before = [v.numpy() for v in state.model.trainable_variables]
+    with tf.GradientTape() as tape:
+        cross_entropy = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, state.model(images)))
+        loss = cross_entropy + 0.01 * tf.nn.l2_loss(state.model.conv2.weights)  # the one decay left in the loss
+    gradients = tape.gradient(loss, state.model.trainable_variables)
+    step = trainer.make_train_step(tf.distribute.get_strategy(), state, 16, lambda examples_seen: 0.05, recipe)
+    step_loss, _, _ = step(iter(tf.data.Dataset.from_tensors((images, labels)).repeat()))
+    assert float(step_loss) == pytest.approx(float(loss), rel=1e-5)
+
+    decays = {"conv1/weights:0": 0.01, "local3/weights:0": 0.04, "local4/weights:0": 0.04}
+    for variable, start, gradient in zip(state.model.trainable_variables, before, gradients):
+        momentum = (-0.05 * (1 + 0.9) * gradient).numpy()  # Nesterov's first step, from no velocity
+        change = variable.numpy() - start
+        if variable.name in decays:
+            turned = trainer.orthogonalized(tf.constant(momentum)).numpy()
+            shrink = -0.05 * decays[variable.name] / (1 - 0.9) * start
+            assert np.linalg.norm(shrink) > 0.2 * np.linalg.norm(turned)  # large enough to be seen
+            # The turned step's rounding, as in the test above.
+            assert np.linalg.norm(change - (turned + shrink)) < 5e-2 * np.linalg.norm(turned)
+        else:  # conv2 (decayed through the loss), the biases and softmax_linear
+            np.testing.assert_allclose(change, momentum, rtol=1e-3, atol=1e-7)
+
+
 @pytest.mark.parametrize("decay, expected", [
     (0.0, 0.0),  # the averages are the weights
     (0.5, 0.5),
