@@ -263,9 +263,10 @@ def make_train_step(strategy, state, global_batch, learning_rate, recipe, record
     # Muon leaves the biases and the output layer to the momentum update, as Keras's does.
     orthogonal = {layer.weights.ref() for layer in state.model.layers if layer.name in recipe.muon_layer_names()}
     # Decoupled decay: in the loss, a kernel's decay gradient would be turned with the rest
-    # of its step, which pulls every singular direction in by the same amount, the weakest
-    # most in proportion. Beside the turned step, each weight shrinks in proportion to
-    # itself, by what an L2 term gives a momentum step once its velocity has built up.
+    # of its step, and where the decay dominates a step, that pulls every singular direction
+    # in by about the same amount, the weakest most in proportion. Beside the turned step,
+    # each weight shrinks in proportion to itself, by what an L2 term takes from a momentum
+    # step once the velocity has built up.
     decoupled = recipe.decoupled_decay_layer_names()
     decoupled_decays = {layer.weights.ref(): layer.weight_decay / (1.0 - recipe.momentum)
                         for layer in state.model.layers if layer.name in decoupled}
