@@ -251,9 +251,9 @@ def make_train_step(strategy, state, global_batch, learning_rate, recipe, record
     the averages of the weights, and returns the loss of the global batch (float32
     scalar: mean cross-entropy plus the weight decay of every decayed kernel but those
     of recipe.decoupled_decay_layer_names(), decayed beside the step) and the first
-    replica's batch it trained on (images, labels), for summaries. learning_rate maps the examples seen
-    to the rate; records_per_epoch (examples an epoch) is needed by a recipe with
-    swa_epochs, to know where they begin.
+    replica's batch it trained on (images, labels), for summaries. learning_rate maps
+    the examples seen to the rate; records_per_epoch (examples an epoch) is needed by a
+    recipe with swa_epochs, to know where they begin.
     """
     variables = state.model.trainable_variables
     averages = state.averages.trainable_variables
