@@ -292,7 +292,9 @@ def make_train_step(strategy, state, global_batch, learning_rate, recipe, record
         new_velocity = recipe.momentum * velocity - rate * gradient
         update = recipe.momentum * new_velocity - rate * gradient if recipe.nesterov else new_velocity
         if orthogonalize:
-            update = orthogonalized(update) - rate * decoupled_decay * variable
+            update = orthogonalized(update)
+        if decoupled_decay:  # a Python float: without the flag the compiled step has no such term
+            update -= rate * decoupled_decay * variable
         if finite is not None:  # loss scaling: a step whose gradients overflowed changes nothing
             new_velocity = tf.where(finite, new_velocity, velocity)
             update = tf.where(finite, update, tf.zeros_like(update))
