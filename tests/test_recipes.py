@@ -18,6 +18,11 @@ def rates(recipe, steps_per_epoch, steps):
     return [float(schedule(tf.constant(step * BATCH, tf.int64))) for step in steps]
 
 
+def parse_config(flags):
+    """The TrainConfig that the trainer's flags (a list of '--flag=value') give."""
+    return cli.config_from(TrainConfig, cli.parser_for(TrainConfig, "").parse_args(flags))
+
+
 def test_the_tutorial_schedule_divides_by_ten_every_350_epochs():
     # 10 steps an epoch: a decay every 3,500 steps, whatever the number of replicas.
     assert rates(RECIPES["tutorial"], 10, [0, 3499, 3500, 7000]) == pytest.approx([0.1, 0.1, 0.01, 0.001])
@@ -25,10 +30,20 @@ def test_the_tutorial_schedule_divides_by_ten_every_350_epochs():
 
 def test_the_short_recipe_is_the_measured_thirty_epoch_command():
     # README.md's seeds 0 and 1 of 30 epochs were run as --recipe=fast with these flags.
-    flags = ["--recipe=fast", "--epochs=30", "--fc_weight_decay=0.004", "--conv_weight_decay=0.001",
-             "--random_contrast=false"]
-    measured = cli.config_from(TrainConfig, cli.parser_for(TrainConfig, "").parse_args(flags)).recipe
-    assert RECIPES["short"].values() == measured.values()
+    measured = parse_config(["--recipe=fast", "--epochs=30", "--fc_weight_decay=0.004", "--conv_weight_decay=0.001",
+                             "--random_contrast=false"])
+    assert RECIPES["short"].values() == measured.recipe.values()
+
+
+def test_the_muon_recipe_is_the_measured_104_epoch_command_and_its_batch_the_default():
+    # README.md's three seeds of 104 epochs were run with these flags.
+    measured = parse_config(["--recipe=short", "--epochs=104", "--batch_size=1024", "--learning_rate=0.24",
+                             "--label_smoothing=0.1", "--muon=true", "--muon_decoupled_decay=true"])
+    named = parse_config(["--recipe=muon"])
+    assert named.recipe.values() == measured.recipe.values()
+    assert named.batch_size == measured.batch_size == 1024
+    assert parse_config(["--recipe=muon", "--batch_size=128"]).batch_size == 128
+    assert parse_config(["--recipe=fast"]).batch_size == parse_config([]).batch_size == 128
 
 
 def test_a_recipe_warms_up_then_decays_linearly_to_zero():

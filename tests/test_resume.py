@@ -1,5 +1,6 @@
 """Resuming: from the newest checkpoint that loads, on the same schedule whatever the
 global batch, with the run's own recipe, and never from a folder TensorFlow would glob."""
+import dataclasses
 import hashlib
 import os
 import re
@@ -146,6 +147,21 @@ def test_a_resumed_run_continues_the_schedule_by_epochs_with_more_towers(capsys,
     # A smaller batch after the recipe's last epoch trains nothing more: the run is done.
     out = train_quietly(capsys, stripe_data, train_dir, "--recipe=tiny", "--batch_size=5")
     assert "at step 150 of 150" in out and not STEP_LINE.search(out)
+
+
+def test_a_recipes_batch_is_the_default_and_a_run_resumes_with_another(capsys, monkeypatch, stripe_data, tmp_path):
+    monkeypatch.setitem(config.RECIPES, "tiny", dataclasses.replace(TINY_RECIPE, batch_size=20))
+    train_dir = tmp_path / "train"
+    out = train_quietly(capsys, stripe_data, train_dir, "--recipe=tiny", "--max_steps=3")
+    assert "1 replica(s) of batch 20," in out
+    state = checkpoints.TrainState()
+    state.restore(tf.train.latest_checkpoint(str(train_dir)))
+    assert int(state.examples_seen.numpy()) == 60 and "batch_size" not in state.description.fields["recipe_values"]
+    # The batch is not one of the recipe's values compared on resuming: another one continues.
+    out = train_quietly(capsys, stripe_data, train_dir, "--recipe=tiny", "--batch_size=10", "--max_steps=5")
+    assert f"resuming from {train_dir}/model.ckpt-3 at step 3 of 5" in out and "1 replica(s) of batch 10," in out
+    state.restore(tf.train.latest_checkpoint(str(train_dir)))
+    assert int(state.examples_seen.numpy()) == 80
 
 
 def test_resuming_with_another_recipe_is_refused_and_says_what_changed(capsys, monkeypatch, stripe_data, tmp_path):
