@@ -231,9 +231,9 @@ class TrainConfig:
     train_dir: str = setting(DEFAULT_TRAIN_DIR, "Folder for checkpoints and event logs; a run resumes from the "
                                                 "checkpoints there.")
     max_steps: int = setting(DEFAULT_MAX_STEPS, "Train until the step count reaches this (resumed runs included).")
-    batch_size: int = setting(None, "Images per batch, per replica (each tower's, with several); the recipe's "
-                                    "peak learning rate was tuned at its own (default: the recipe's, 1024 for "
-                                    "muon, 128 for the others).")
+    batch_size: int = setting(None, "Images per batch, per replica (each tower's, with several); a recipe's peak "
+                                    "learning rate was tuned at its own (default: the recipe's: "
+                                    f"{', '.join(f'{name} {r.batch_size}' for name, r in RECIPES.items())}).")
     log_frequency: int = setting(10, "How often, in steps, to log the loss and speed.")
     log_device_placement: bool = setting(False, "Log the device each operation runs on.")
     save_checkpoint_secs: float = setting(600.0, "Save a checkpoint at least this often, in seconds (0: off).")
